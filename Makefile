@@ -1,0 +1,44 @@
+# thumbwire: `make run` starts the whole stack, `make test` runs every test. Both start from a
+# fresh clone: the targets below create the venv, install, generate stubs and migrate as needed.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTOS := $(wildcard protos/thumbwire/v1/*.proto)
+STUBS := $(patsubst protos/%.proto,gen/%_pb2.py,$(PROTOS))
+
+.PHONY: run test unit lint proto bench clean
+
+run: $(VENV)/.installed $(STUBS)
+	$(PY) -m services.devstack
+
+test: $(VENV)/.installed $(STUBS)
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed $(STUBS)
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
+
+bench: $(VENV)/.installed $(STUBS)
+	$(PY) -m bench
+
+proto: $(STUBS)
+
+# gen/thumbwire is created before the editable install so that package thumbwire.v1 is mapped to
+# it; the stubs generated into it later are then importable without installing again.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	mkdir -p gen/thumbwire/v1
+	touch gen/thumbwire/__init__.py gen/thumbwire/v1/__init__.py
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(STUBS) &: $(PROTOS) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+
+clean:
+	rm -rf $(VENV) gen var .pytest_cache

@@ -1,0 +1,74 @@
+"""Settings read once from the THUMBWIRE_* environment variables of CONTRACT.md."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+DEV_S3_ENDPOINT = "http://127.0.0.1:9000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/thumbwire"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # None: `make run` starts an embedded S3 server at DEV_S3_ENDPOINT.
+    s3_endpoint: str | None = None
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: str = "minioadmin"
+    s3_bucket: str = "thumbwire"
+    s3_region: str = "us-east-1"
+    namespace: str = "thumbwire"
+    auth_secret: str | None = None
+    max_upload_bytes: int = 32 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    retry_base_ms: int = 2000
+    max_attempts: int = 5
+    upload_addr: str = "127.0.0.1:50051"
+    notifier_addr: str = "127.0.0.1:50052"
+    gateway_addr: str = "127.0.0.1:8080"
+    thumbnailer_metrics_addr: str = "127.0.0.1:9102"
+    # Base of Thumbnail.url; None: http://<gateway_addr>.
+    public_url: str | None = None
+    # Images processed at once by one thumbnailer; 0: one per core.
+    thumbnailer_concurrency: int = 0
+    # How often an idle outbox relay looks for rows it was not woken for.
+    outbox_poll_interval_s: float = 1.0
+    sse_heartbeat_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads THUMBWIRE_<FIELD> for every field; unset or empty keeps the default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(f"THUMBWIRE_{field.name.upper()}", "")
+            if raw == "":
+                continue
+            values[field.name] = _parse(field.name, raw, field.type)
+        return cls(**values)
+
+    @property
+    def s3_endpoint_or_dev(self) -> str:
+        return self.s3_endpoint or DEV_S3_ENDPOINT
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.gateway_addr}").rstrip("/")
+
+    @property
+    def concurrency(self) -> int:
+        return self.thumbnailer_concurrency or os.cpu_count() or 1
+
+
+def _parse(name: str, raw: str, type_name: object) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"THUMBWIRE_{name.upper()} must be a number, got {raw!r}") from exc
+    return raw

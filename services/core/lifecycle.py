@@ -1,0 +1,37 @@
+"""Process entry points: logging, and a stop event that SIGTERM and SIGINT set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from services.core.config import Settings
+
+
+def setup_logging(service: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("THUMBWIRE_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("aiormq", "aio_pika", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
+    """Runs `serve(settings, stop)` until it returns; signals only set `stop`."""
+    setup_logging(service)
+    settings = Settings.from_env()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())

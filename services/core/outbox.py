@@ -1,0 +1,145 @@
+"""Transactional outbox: broker messages written in the same transaction as the state they
+announce, and a relay that publishes them with publisher confirms.
+
+A photo row therefore never exists without its job, and uploads succeed while the broker is
+down: the relay catches up when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aio_pika
+import aiormq
+import asyncpg
+from aio_pika.abc import AbstractExchange
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "thumbwire_outbox"
+# One relay publishes at a time (whichever holds this lock), so that rows reach the broker in
+# id order; with the event lock, a workspace's events arrive at the notifiers in id order.
+_RELAY_LOCK = (0x7477, 0)
+_BATCH_SIZE = 200
+
+OutboxExchange = Literal["jobs", "events"]
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    exchange: OutboxExchange,
+    routing_key: str,
+    body: bytes,
+    headers: Mapping[str, Any] | None = None,
+) -> None:
+    """Queues a message for the relay. Call inside the transaction that makes it true."""
+    await conn.execute(
+        "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES ($1, $2, $3, $4)",
+        exchange,
+        routing_key,
+        body,
+        dict(headers or {}),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order and deletes each only after the broker confirmed it."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        exchanges: Mapping[str, AbstractExchange],
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._exchanges = exchanges
+        self._poll_interval_s = poll_interval_s
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        """Publishes until cancelled; wakes on NOTIFY and polls in case a notification is lost."""
+        listener = await self._pool.acquire()
+        try:
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            while True:
+                await self._drain_safely()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+                self._wakeup.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self._pool.release(listener)
+
+    async def drain(self) -> int:
+        """Publishes every row there is now; returns how many."""
+        total = 0
+        while True:
+            published = await self.publish_batch()
+            if published is None:  # another relay holds the lock: let it finish
+                await asyncio.sleep(0.05)
+                continue
+            total += published
+            if published < _BATCH_SIZE:
+                return total
+
+    async def publish_batch(self) -> int | None:
+        """Publishes one batch; None when another relay is publishing."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *_RELAY_LOCK):
+                return None
+            rows = await conn.fetch(
+                "SELECT id, exchange, routing_key, body, headers FROM outbox ORDER BY id LIMIT $1",
+                _BATCH_SIZE,
+            )
+            done: list[int] = []
+            try:
+                for row in rows:
+                    await self._publish(row)
+                    done.append(row["id"])
+            finally:
+                if done:
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1)", done)
+            return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        message = aio_pika.Message(
+            body=row["body"],
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=f"outbox-{row['id']}",
+            headers=row["headers"],
+        )
+        # A job nobody can receive must stay in the outbox; an event nobody listens to is
+        # still in the event log, so it need not be routed.
+        mandatory = row["exchange"] == "jobs"
+        await self._exchanges[row["exchange"]].publish(
+            message, routing_key=row["routing_key"], mandatory=mandatory
+        )
+
+    async def _drain_safely(self) -> None:
+        try:
+            count = await self.drain()
+            if count:
+                log.debug("relayed %d outbox rows", count)
+        except (
+            aio_pika.exceptions.AMQPError,
+            aiormq.exceptions.AMQPError,
+            asyncpg.PostgresError,
+            OSError,
+            ConnectionError,
+        ) as exc:
+            log.warning("outbox relay will retry: %s", exc)
+            await asyncio.sleep(self._poll_interval_s)
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+
+def json_body(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()

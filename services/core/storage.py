@@ -1,0 +1,114 @@
+"""Object storage (S3, MinIO in deployment) behind a small async interface.
+
+The minio client blocks, so every call runs in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import InvalidResponseError, MinioException, S3Error
+
+from services.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(Exception):
+    """The store could not be reached or did not answer as expected: worth retrying."""
+
+
+class ObjectNotFound(Exception):
+    """No object under that key."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    content_type: str
+
+
+class ObjectStore:
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Settings, max_connections: int = 16) -> ObjectStore:
+        endpoint = urlsplit(settings.s3_endpoint_or_dev)
+        http = urllib3.PoolManager(
+            maxsize=max_connections,
+            timeout=urllib3.Timeout(connect=3.0, read=30.0),
+            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+        )
+        client = Minio(
+            endpoint.netloc,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=endpoint.scheme == "https",
+            region=settings.s3_region,
+            http_client=http,
+        )
+        return cls(client, settings.s3_bucket)
+
+    async def ensure_bucket(self) -> None:
+        def ensure() -> None:
+            if not self._client.bucket_exists(self.bucket):
+                self._client.make_bucket(self.bucket)
+
+        await self._call(ensure)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self.put_stream(key, io.BytesIO(data), len(data), content_type)
+
+    async def put_stream(self, key: str, stream: BinaryIO, length: int, content_type: str) -> None:
+        await self._call(
+            self._client.put_object, self.bucket, key, stream, length, content_type=content_type
+        )
+
+    async def get(self, key: str) -> bytes:
+        def read() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._call(read)
+
+    async def stat(self, key: str) -> ObjectInfo:
+        st = await self._call(self._client.stat_object, self.bucket, key)
+        return ObjectInfo(size=st.size or 0, etag=st.etag or "", content_type=st.content_type or "")
+
+    async def delete_many(self, keys: list[str]) -> None:
+        def delete() -> None:
+            errors = self._client.remove_objects(self.bucket, [DeleteObject(k) for k in keys])
+            for error in errors:
+                if error.code != "NoSuchKey":
+                    raise StorageError(f"could not delete {error.name}: {error.message}")
+
+        await self._call(delete)
+
+    async def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise ObjectNotFound(exc.resource or "") from exc
+            raise StorageError(f"object storage refused the request: {exc.code}") from exc
+        except InvalidResponseError as exc:
+            # Some S3 servers answer a missing key with a body minio cannot parse.
+            if getattr(exc, "_code", None) == 404:
+                raise ObjectNotFound(str(args[1:2])) from exc
+            raise StorageError(f"object storage answered badly: {exc}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object storage unreachable: {type(exc).__name__}") from exc

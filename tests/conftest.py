@@ -1,0 +1,117 @@
+"""Fixtures over the real services: each test run gets its own PostgreSQL database, its own
+THUMBWIRE_NAMESPACE on the shared RabbitMQ, and its own embedded S3 server and bucket."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+
+from services.core import broker, database
+from services.core.config import Settings
+from services.core.s3_server import EmbeddedS3Server
+from services.core.storage import ObjectStore
+from services.core.topology import Topology, declare_topology
+from tests.support.ports import free_address
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3Server]:
+    server = EmbeddedS3Server(
+        f"http://{free_address()}", tmp_path_factory.mktemp("s3"), "minioadmin", "minioadmin"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(s3_server: EmbeddedS3Server) -> Settings:
+    gateway = free_address()
+    return Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:5432/thumbwire_test_{RUN_ID}",
+        namespace=f"twtest-{RUN_ID}",
+        s3_endpoint=s3_server.endpoint,
+        s3_bucket=f"thumbwire-test-{RUN_ID}",
+        upload_addr=free_address(),
+        notifier_addr=free_address(),
+        gateway_addr=gateway,
+        thumbnailer_metrics_addr=free_address(),
+        outbox_poll_interval_s=0.2,
+        thumbnailer_concurrency=2,
+    )
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    await database.prepare(settings.database_url)
+    db_pool = await database.create_pool(settings.database_url)
+    yield db_pool
+    await db_pool.close()
+    await _drop_database(settings.database_url)
+
+
+@pytest.fixture(scope="session")
+async def store(settings: Settings) -> ObjectStore:
+    object_store = ObjectStore.from_settings(settings)
+    await object_store.ensure_bucket()
+    return object_store
+
+
+@pytest.fixture(scope="session")
+def topology(settings: Settings) -> Topology:
+    return Topology(settings.namespace)
+
+
+@pytest.fixture(scope="session")
+async def amqp(settings: Settings, topology: Topology) -> AsyncIterator[AbstractRobustConnection]:
+    connection = await broker.connect(settings.amqp_url, "tests")
+    yield connection
+    await _delete_namespace(connection, topology)
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
+async def exchanges(
+    amqp: AbstractRobustConnection, topology: Topology
+) -> dict[str, AbstractExchange]:
+    channel = await amqp.channel()
+    return await declare_topology(channel, topology)
+
+
+async def _drop_database(database_url: str) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _delete_namespace(connection: AbstractRobustConnection, topo: Topology) -> None:
+    """Removes the run's durable queues and exchanges so the shared broker stays clean."""
+    for queue in [topo.jobs_queue]:
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.queue_delete(queue)
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.close()
+    for exchange in [topo.jobs_exchange, topo.events_exchange]:
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.exchange_delete(exchange)
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.close()
+
+
+@pytest.fixture
+def tmp_dir(tmp_path: Path) -> Path:
+    return tmp_path

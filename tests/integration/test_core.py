@@ -1,0 +1,71 @@
+"""The shared parts against the real services: migrations, object store, outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aio_pika
+import asyncpg
+import pytest
+
+from services.core import database, outbox
+from services.core.config import Settings
+from services.core.storage import ObjectNotFound, ObjectStore
+from services.core.topology import Topology
+
+
+async def test_migrations_are_idempotent(pool: asyncpg.Pool, settings: Settings) -> None:
+    assert await database.migrate(settings.database_url) == []
+    tables = {r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables")}
+    assert {"photos", "events", "outbox", "schema_migrations"} <= tables
+
+
+async def test_object_store_round_trip(store: ObjectStore) -> None:
+    await store.put("tests/round-trip", b"hello", "text/plain")
+    assert await store.get("tests/round-trip") == b"hello"
+    assert (await store.stat("tests/round-trip")).size == 5
+    await store.delete_many(["tests/round-trip", "tests/never-there"])
+    with pytest.raises(ObjectNotFound):
+        await store.get("tests/round-trip")
+    with pytest.raises(ObjectNotFound):
+        await store.stat("tests/round-trip")
+
+
+async def test_relay_publishes_in_order_and_deletes_after_confirm(
+    pool: asyncpg.Pool, amqp, exchanges, topology: Topology
+) -> None:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(topology.events_exchange, routing_key="relay.test")
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(5):
+            await outbox.enqueue(conn, "events", "relay.test", json.dumps({"n": n}).encode())
+    relay = outbox.OutboxRelay(pool, exchanges)
+    assert await relay.drain() >= 5
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    received = []
+    async with queue.iterator() as messages:
+        async for message in messages:
+            async with message.process():
+                received.append(json.loads(message.body)["n"])
+            if len(received) == 5:
+                break
+    assert received == [0, 1, 2, 3, 4]
+    await channel.close()
+
+
+async def test_relay_keeps_jobs_nobody_can_receive(pool: asyncpg.Pool, amqp) -> None:
+    """A mandatory job publish that the broker returns stays in the outbox."""
+    channel = await amqp.channel(on_return_raises=True)
+    exchange = await channel.declare_exchange(
+        f"relay-unbound-{id(channel)}", aio_pika.ExchangeType.DIRECT, auto_delete=True
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, "jobs", "nobody-bound", b"{}")
+    relay = outbox.OutboxRelay(pool, {"jobs": exchange, "events": exchange})
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await asyncio.wait_for(relay.drain(), 10)
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+    await pool.execute("DELETE FROM outbox")
+    await channel.close()
