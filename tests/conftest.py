@@ -4,6 +4,7 @@ THUMBWIRE_NAMESPACE on the shared RabbitMQ, and its own embedded S3 server and b
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -97,19 +98,24 @@ async def _drop_database(database_url: str) -> None:
 
 
 async def _delete_namespace(connection: AbstractRobustConnection, topo: Topology) -> None:
-    """Removes the run's durable queues and exchanges so the shared broker stays clean."""
-    for queue in [topo.jobs_queue]:
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.queue_delete(queue)
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.close()
-    for exchange in [topo.jobs_exchange, topo.events_exchange]:
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(exchange)
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.close()
+    """Removes every queue and exchange of the run (tests may add suffixes to the namespace),
+    so that the shared broker stays clean."""
+    for kind, delete in (("queues", "queue_delete"), ("exchanges", "exchange_delete")):
+        for name in _broker_names(kind):
+            if not name.startswith(topo.namespace):
+                continue
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await getattr(channel, delete)(name)
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.close()
+
+
+def _broker_names(kind: str) -> list[str]:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False
+    )
+    return [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
 
 
 @pytest.fixture

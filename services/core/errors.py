@@ -1,0 +1,57 @@
+"""Errors a client can act on, each carrying the gRPC status code it is reported with.
+
+Domain code raises these; the gRPC layer turns them into statuses (and a REST facade into the
+matching HTTP statuses), so that input a client sent never comes back as UNKNOWN or INTERNAL."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+import grpc
+
+
+class ClientError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidArgument(ClientError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(ClientError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class TooLarge(ClientError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(ClientError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unavailable(ClientError):
+    """A dependency (database, broker, object storage) is down; the client may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def grpc_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Aborts the RPC with the status of a ClientError raised by `method`."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except ClientError as exc:
+            context = args[-1]
+            await context.abort(exc.code, str(exc))  # type: ignore[attr-defined]
+            raise  # abort raises; this only satisfies the type checker
+
+    return wrapper

@@ -1,0 +1,128 @@
+"""The photos table as the upload service changes it; each change commits with its event and,
+where thumbnails are due, its job."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.core.events import EventType, record_event
+from services.core.jobs import ThumbnailJob, enqueue_job
+from services.core.photos import PHOTO_COLUMNS, PhotoRecord
+from services.upload.paging import PageCursor
+
+
+@dataclass(frozen=True)
+class NewPhoto:
+    id: uuid.UUID
+    workspace_id: str
+    item_id: str
+    filename: str
+    content_type: str
+    caption: str
+    size_bytes: int
+    width: int
+    height: int
+    idempotency_key: str | None
+
+
+class Catalogue:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(self, new: NewPhoto) -> PhotoRecord | None:
+        """Records a pending photo, its photo.uploaded event and its job in one transaction.
+
+        None when the idempotency key was already used in the workspace."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption,"
+                " size_bytes, width, height, idempotency_key)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
+                f" RETURNING {PHOTO_COLUMNS}",
+                new.id,
+                new.workspace_id,
+                new.item_id,
+                new.filename,
+                new.content_type,
+                new.caption,
+                new.size_bytes,
+                new.width,
+                new.height,
+                new.idempotency_key,
+            )
+            if row is None:
+                return None
+            photo = PhotoRecord.from_row(row)
+            await record_event(conn, EventType.UPLOADED, photo)
+            await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
+            return photo
+
+    async def by_idempotency_key(self, workspace_id: str, key: str) -> PhotoRecord | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {PHOTO_COLUMNS} FROM photos WHERE workspace_id = $1 AND idempotency_key = $2",
+            workspace_id,
+            key,
+        )
+        return PhotoRecord.from_row(row) if row else None
+
+    async def get(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {PHOTO_COLUMNS} FROM photos WHERE id = $1 AND workspace_id = $2",
+            photo_id,
+            workspace_id,
+        )
+        return PhotoRecord.from_row(row) if row else None
+
+    async def page(
+        self, workspace_id: str, item_id: str, size: int, after: PageCursor | None
+    ) -> list[PhotoRecord]:
+        """Up to `size` photos in upload order, after the cursor; item_id '' means all items."""
+        rows = await self._pool.fetch(
+            f"SELECT {PHOTO_COLUMNS} FROM photos"
+            " WHERE workspace_id = $1 AND ($2 = '' OR item_id = $2)"
+            "   AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))"
+            " ORDER BY created_at, id LIMIT $5",
+            workspace_id,
+            item_id,
+            after.created_at if after else None,
+            after.photo_id if after else None,
+            size,
+        )
+        return [PhotoRecord.from_row(r) for r in rows]
+
+    async def delete(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
+        """Deletes the row and records photo.deleted; None when there was no such photo."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"DELETE FROM photos WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}",
+                photo_id,
+                workspace_id,
+            )
+            if row is None:
+                return None
+            photo = PhotoRecord.from_row(row)
+            await record_event(conn, EventType.DELETED, photo)
+            return photo
+
+    async def requeue_failed(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
+        """A failed photo back to pending with its attempts reset, and a new job.
+
+        None when the photo is not failed (or does not exist)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE photos SET thumbnail_status = 'pending', thumbnail_attempts = 0,"
+                " thumbnail_error = '', updated_at = clock_timestamp()"
+                " WHERE id = $1 AND workspace_id = $2 AND thumbnail_status = 'failed'"
+                f" RETURNING {PHOTO_COLUMNS}",
+                photo_id,
+                workspace_id,
+            )
+            if row is None:
+                return None
+            photo = PhotoRecord.from_row(row)
+            await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
+            return photo
