@@ -1,2 +1,37 @@
-def main() -> None:
-    raise SystemExit("thumbwire: no commands yet")
+"""`thumbwire`: the command-line client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import grpc
+
+from services.cli import upload, watch
+from services.core.config import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="thumbwire", description="thumbwire command-line client")
+    commands = root.add_subparsers(dest="command", required=True)
+    upload.add_arguments(commands.add_parser("upload", help="upload photos"))
+    watch.add_arguments(commands.add_parser("watch", help="follow a workspace's events"))
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    command = {"upload": upload.run, "watch": watch.run}[args.command]
+    try:
+        sys.exit(asyncio.run(command(settings, args)))
+    except grpc.aio.AioRpcError as exc:
+        print(f"thumbwire: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        sys.exit(2 if exc.code() == grpc.StatusCode.UNAVAILABLE else 1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
