@@ -13,28 +13,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from services.core import broker, database
 from services.core.config import Settings
 from services.core.lifecycle import setup_logging
 from services.core.s3_server import EmbeddedS3Server
-from services.core.storage import ObjectStore
-from services.core.topology import Topology, declare_topology
+from services.setup import prepare
 
 log = logging.getLogger("devstack")
 SERVICES = ("upload", "thumbnailer", "notifier")
 STOP_TIMEOUT_S = 30.0
 S3_DATA_DIR = Path("var/s3")
-
-
-async def prepare(settings: Settings) -> None:
-    """Everything the services expect to exist: database, schema, queues, bucket."""
-    await database.prepare(settings.database_url)
-    connection = await broker.connect(settings.amqp_url, "thumbwire-devstack")
-    try:
-        await declare_topology(await connection.channel(), Topology(settings.namespace))
-    finally:
-        await connection.close()
-    await ObjectStore.from_settings(settings).ensure_bucket()
 
 
 class Stack:

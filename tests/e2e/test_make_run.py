@@ -1,0 +1,82 @@
+"""`make run`'s launcher: from nothing but PostgreSQL and RabbitMQ, with no S3 endpoint
+configured, it brings up the embedded S3 server and every service, and SIGTERM stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from thumbwire.v1 import photos_pb2, photos_pb2_grpc
+
+from services.core.config import DEV_S3_ENDPOINT, Settings
+from tests.support import images
+from tests.support.ports import free_address
+from tests.support.processes import settings_env
+from tests.support.uploads import upload
+
+pytestmark = pytest.mark.e2e
+
+
+def port_in_use(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
+
+
+async def wait_complete(stub: photos_pb2_grpc.PhotoServiceStub, ws: str, photo_id: str) -> None:
+    request = photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id=photo_id)
+    for _ in range(300):
+        photo = await stub.GetPhoto(request)
+        if photo.thumbnail_status == photos_pb2.THUMBNAIL_STATUS_COMPLETE:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"photo {photo_id} is still {photo.thumbnail_status}")
+
+
+async def test_devstack_runs_everything_and_stops_on_sigterm(
+    settings: Settings, pool, tmp_path: Path
+) -> None:
+    if port_in_use(DEV_S3_ENDPOINT.removeprefix("http://")):
+        pytest.skip("127.0.0.1:9000 is taken (a `make run` may be running)")
+    own = dataclasses.replace(
+        settings,
+        s3_endpoint=None,
+        namespace=f"{settings.namespace}-devstack",
+        upload_addr=free_address(),
+        notifier_addr=free_address(),
+        gateway_addr=free_address(),
+        thumbnailer_metrics_addr=free_address(),
+    )
+    log = (tmp_path / "devstack.log").open("w+")
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "services.devstack"),
+        cwd=tmp_path,
+        env=settings_env(own),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with grpc.aio.insecure_channel(own.upload_addr) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 60)
+            stub = photos_pb2_grpc.PhotoServiceStub(channel)
+            ws = f"dev-{uuid.uuid4().hex[:8]}"
+            photo = await upload(stub, ws, "i", images.jpeg(400, 300))
+            await wait_complete(stub, ws, photo.id)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 40)
+        log.seek(0)
+        output = log.read()
+    assert code == 0, output
+    assert "thumbwire is running" in output
+    assert (tmp_path / "var" / "s3" / own.s3_bucket).is_dir()
+    assert not port_in_use(own.upload_addr)
+    assert not port_in_use(DEV_S3_ENDPOINT.removeprefix("http://"))
