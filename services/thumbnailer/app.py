@@ -1,0 +1,84 @@
+"""The thumbnailer process: wires the parts and shuts them down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.core import broker, database
+from services.core.config import Settings
+from services.core.outbox import OutboxRelay
+from services.core.storage import ObjectStore
+from services.core.topology import Topology, declare_topology
+from services.thumbnailer.consumer import JobConsumer
+from services.thumbnailer.metrics import ThumbnailerMetrics
+from services.thumbnailer.processing import ThumbnailProcessor
+from services.thumbnailer.rendering import RenderPool
+from services.thumbnailer.status_server import StatusServer
+
+log = logging.getLogger(__name__)
+
+# How long running jobs may take to finish after a stop; the rest go back to the queue.
+SHUTDOWN_GRACE_S = 15.0
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Runs until `stop` is set, or until the outbox relay dies (then raises its error)."""
+    await database.prepare(settings.database_url)
+    async with contextlib.AsyncExitStack() as stack:
+        # Each part is closed in the reverse order of its start: the consumer first, so that
+        # jobs finish while the relay, the pools and the connections are still there.
+        pool = await database.create_pool(settings.database_url, settings.concurrency + 3)
+        stack.push_async_callback(pool.close)
+        connection = await broker.connect(settings.amqp_url, "thumbnailer")
+        stack.push_async_callback(connection.close)
+        publish_channel = await connection.channel(on_return_raises=True)
+        exchanges = await declare_topology(publish_channel, Topology(settings.namespace))
+        renderer = RenderPool(settings.concurrency, settings.max_pixels)
+        stack.push_async_callback(renderer.close)
+
+        metrics = ThumbnailerMetrics()
+        status = StatusServer(settings.thumbnailer_metrics_addr, metrics)
+        await status.start()
+        stack.push_async_callback(status.stop)
+
+        relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        stack.push_async_callback(cancel_and_wait, relay_task)
+
+        processor = ThumbnailProcessor(pool, ObjectStore.from_settings(settings), renderer)
+        consumer = JobConsumer(
+            connection,
+            Topology(settings.namespace).jobs_queue,
+            processor,
+            metrics,
+            prefetch=settings.concurrency,
+        )
+        await consumer.start()
+        stack.push_async_callback(consumer.stop, SHUTDOWN_GRACE_S)
+        log.info("thumbnailer ready: metrics on http://%s", settings.thumbnailer_metrics_addr)
+        await wait_for_stop(stop, relay_task)
+    log.info("thumbnailer stopped")
+
+
+async def wait_for_stop(stop: asyncio.Event, relay_task: asyncio.Task[None]) -> None:
+    """Returns when `stop` is set; raises if the relay ended first, which it only does on an
+    error it does not expect: the process exits and its supervisor restarts it."""
+    stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        await asyncio.wait({stop_task, relay_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait(stop_task)
+    if relay_task.done() and not stop.is_set():
+        relay_task.result()  # raises the relay's error
+        raise RuntimeError("the outbox relay stopped by itself")
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancels `task` and waits until it has ended; an error it had already ended with was
+    raised by whoever watched it (wait_for_stop), so it is only logged here."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("task %s had ended with %r", task.get_name(), task.exception())

@@ -1,0 +1,41 @@
+"""The thumbnailer's only HTTP surface: GET /metrics and GET /healthz."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from services.thumbnailer.metrics import ThumbnailerMetrics
+
+
+class StatusServer:
+    def __init__(self, address: str, metrics: ThumbnailerMetrics) -> None:
+        self._host, self._port = split_address(address)
+        self._metrics = metrics
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics_page)
+        app.router.add_get("/healthz", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _metrics_page(self, _request: web.Request) -> web.Response:
+        response = web.Response(body=self._metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """'host:port' (IPv6 as '[::1]:port') to its parts."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
