@@ -15,6 +15,16 @@ import grpc
 class ClientError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
 
+    @property
+    def http_status(self) -> int:
+        """The HTTP status that means what `code` means, for the gateway."""
+        return HTTP_STATUS[self.code]
+
+    @property
+    def code_name(self) -> str:
+        """`invalid_argument`, `not_found`, ...: a code a JSON client can branch on."""
+        return self.code.name.lower()
+
 
 class InvalidArgument(ClientError):
     code = grpc.StatusCode.INVALID_ARGUMENT
@@ -37,6 +47,16 @@ class Unavailable(ClientError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
+
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -41,6 +41,21 @@ def filename(value: str) -> str:
     return name[:MAX_FILENAME_CHARS]
 
 
+def after_event_id(value: int, name: str = "after_event_id") -> int:
+    if value < 0:
+        raise InvalidArgument(f"{name} must be 0 (live events only) or a positive event id")
+    return value
+
+
+def event_id_text(raw: str, name: str) -> int:
+    """An event id sent as text (Last-Event-ID, last_event_id)."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise InvalidArgument(f"{name} must be an event id (a non-negative integer)") from None
+    return after_event_id(value, name)
+
+
 def _identifier(field: str, value: str) -> str:
     if not value:
         raise InvalidArgument(f"{field} is required")

@@ -1,0 +1,83 @@
+"""Wires the notifier: event consumer -> hub -> gRPC Subscribe and the HTTP gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from services.core import broker, database
+from services.core.config import Settings
+from services.core.grpc_server import GrpcServer
+from services.core.storage import ObjectStore
+from services.core.topology import Topology
+from services.notifier.consumer import EventConsumer, new_instance_id
+from services.notifier.gateway import GatewayDeps, create_app
+from services.notifier.grpc_service import SERVICE_NAME, NotifierService
+from services.notifier.hub import Hub
+
+log = logging.getLogger(__name__)
+
+# Streams end before the servers stop (the hub closes them), so these only bound stragglers:
+# a replay still paging, or a client too slow to take its last bytes.
+GRPC_GRACE_S = 5.0
+HTTP_SHUTDOWN_TIMEOUT_S = 5.0
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Runs the notifier until `stop` is set, then ends every stream and closes everything."""
+    await database.prepare(settings.database_url)
+    instance_id = new_instance_id()
+    async with contextlib.AsyncExitStack() as resources:
+        pool = await database.create_pool(settings.database_url)
+        resources.push_async_callback(pool.close)
+        connection = await broker.connect(
+            settings.amqp_url, f"thumbwire-notifier {settings.namespace} {instance_id}"
+        )
+        resources.push_async_callback(connection.close)
+        hub = Hub()
+        consumer = EventConsumer(connection, Topology(settings.namespace), hub, instance_id)
+        resources.push_async_callback(consumer.close)
+        await consumer.start()
+        deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub)
+        await start_gateway(deps, resources)
+        await start_grpc(deps, resources)
+        # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
+        # servers stop, and a Subscribe that arrives in between ends at once.
+        resources.callback(hub.close)
+        log.info(
+            "notifier %s: gRPC on %s, HTTP on %s",
+            instance_id,
+            settings.notifier_addr,
+            settings.gateway_addr,
+        )
+        await stop.wait()
+        log.info("notifier %s stopping", instance_id)
+
+
+async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> GrpcServer:
+    service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url)
+    server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME])
+    await server.start()
+    resources.push_async_callback(server.stop, GRPC_GRACE_S)
+    return server
+
+
+async def start_gateway(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> None:
+    runner = web.AppRunner(
+        create_app(deps), shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S, access_log=None
+    )
+    await runner.setup()
+    resources.push_async_callback(runner.cleanup)
+    host, port = split_address(deps.settings.gateway_addr)
+    await web.TCPSite(runner, host, port).start()
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """'host:port' (or '[v6]:port') to its parts."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"not a host:port address: {address!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,103 @@
+"""Feeds the hub from the events exchange: each notifier process binds its own queue, so every
+replica sees every event.
+
+The queue is exclusive and auto-deleted, so events published while this process is away are
+not kept for it; the event log in PostgreSQL is what fills such gaps. That is why a broker
+reconnect ends every open stream: each client resumes from its last id and replays what the
+broker never delivered here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+
+from services.core.events import EventRecord
+from services.core.topology import Topology, declare_exchanges
+from services.notifier.hub import Hub
+
+log = logging.getLogger(__name__)
+
+ALL_EVENTS = "#"
+DEFAULT_PREFETCH = 256
+BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, OSError)
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def parse_event(body: bytes) -> EventRecord | None:
+    """The event in a message body, or None when the body is not one."""
+    try:
+        return EventRecord.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("dropping a message that is not an event: %s", exc)
+        return None
+
+
+class EventConsumer:
+    """Consumes this process's own queue through the robust channel and publishes to the hub."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        hub: Hub,
+        instance_id: str,
+        prefetch_count: int = DEFAULT_PREFETCH,
+    ) -> None:
+        self._connection = connection
+        self._topology = topology
+        self._hub = hub
+        self.instance_id = instance_id
+        self._prefetch_count = prefetch_count
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+
+    @property
+    def queue_name(self) -> str:
+        return self._topology.notifier_queue(self.instance_id)
+
+    async def start(self) -> None:
+        """Declares the queue, binds it to every event and starts consuming."""
+        channel = self._channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch_count)
+        exchanges = await declare_exchanges(channel, self._topology)
+        self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
+        await self._queue.bind(exchanges["events"], routing_key=ALL_EVENTS)
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def close(self) -> None:
+        self._connection.reconnect_callbacks.discard(self._on_reconnect)
+        if self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await self._queue.cancel(self._consumer_tag)
+        if self._channel is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await self._channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        event = parse_event(message.body)
+        if event is None:
+            await message.reject(requeue=False)
+            return
+        self._hub.publish(event)
+        await message.ack()
+
+    def _on_reconnect(self, *_args: Any) -> None:
+        ended = self._hub.end_all_streams()
+        log.info("broker connection restored; ended %d streams so their clients resume", ended)

@@ -1,0 +1,201 @@
+"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, and a health check."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import ETag, web
+
+from services.core import convert, validation
+from services.core.config import Settings
+from services.core.errors import ClientError, InvalidArgument
+from services.core.events import EventRecord
+from services.core.photos import (
+    THUMBNAIL_CONTENT_TYPE,
+    ThumbnailSize,
+    ThumbnailStatus,
+    fetch_photo,
+    thumbnail_key,
+)
+from services.core.storage import ObjectNotFound, ObjectStore, StorageError
+from services.notifier import sse
+from services.notifier.hub import Hub
+from services.notifier.stream import DATABASE_ERRORS, replay_then_live, with_heartbeats
+
+log = logging.getLogger(__name__)
+
+# The bytes under one thumbnail URL never change: keys derive from ids only.
+IMMUTABLE = "public, max-age=31536000, immutable"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a code a client can branch on, a human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class GatewayDeps:
+    settings: Settings
+    pool: asyncpg.Pool
+    store: ObjectStore
+    hub: Hub
+
+
+DEPS = web.AppKey("deps", GatewayDeps)
+
+
+def create_app(deps: GatewayDeps) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[DEPS] = deps
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/workspaces/{workspace_id}/events", stream_events)
+    app.router.add_get(
+        "/v1/workspaces/{workspace_id}/photos/{photo_id}/thumbnails/{size}", get_thumbnail
+    )
+    return app
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    # no-store: a 404 for a thumbnail not made yet must not outlive the moment.
+    return web.json_response(
+        {"error": {"code": code, "message": message}},
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every error as {"error": {"code", "message"}}, aiohttp's own 404 and 405 included."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except ClientError as exc:
+        return error_response(exc.http_status, exc.code_name, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.reason)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    """SSE: replays after Last-Event-ID (or ?last_event_id=), then streams live events."""
+    deps = request.app[DEPS]
+    workspace_id = validation.workspace_id(request.match_info["workspace_id"])
+    after_event_id = resume_point(request)
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    response.content_type = sse.CONTENT_TYPE
+    # Subscribed before the headers go out: a client that has them misses no later event.
+    async with deps.hub.subscribe(workspace_id) as live:
+        await response.prepare(request)
+        await response.write(sse.retry_frame())
+        events = replay_then_live(deps.pool, live, after_event_id)
+        try:
+            await write_frames(response, deps.settings, events)
+        except (ConnectionResetError, ConnectionAbortedError):
+            log.debug("SSE client of %s went away", workspace_id)
+        except DATABASE_ERRORS as exc:
+            log.warning("SSE replay of %s failed, ending the stream: %s", workspace_id, exc)
+    return response
+
+
+def resume_point(request: web.Request) -> int:
+    """The header wins: EventSource sends it on reconnect with the page's original URL."""
+    header = request.headers.get("Last-Event-ID")
+    if header is not None and header.strip():
+        return validation.event_id_text(header, "Last-Event-ID")
+    query = request.query.get("last_event_id")
+    if query is not None and query.strip():
+        return validation.event_id_text(query, "last_event_id")
+    return 0
+
+
+async def write_frames(
+    response: web.StreamResponse, settings: Settings, events: AsyncIterator[EventRecord]
+) -> None:
+    """Writes each event as a frame, and a heartbeat comment whenever the stream is idle."""
+    frames = with_heartbeats(events, settings.sse_heartbeat_s)
+    async with contextlib.aclosing(frames):
+        async for event in frames:
+            await response.write(to_frame(event, settings.public_base_url))
+
+
+def to_frame(event: EventRecord | None, base_url: str) -> bytes:
+    if event is None:
+        return sse.comment_frame("heartbeat")
+    return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
+
+
+async def get_thumbnail(request: web.Request) -> web.Response:
+    """The WebP bytes of a complete photo's thumbnail; 404 until the photo is complete."""
+    deps = request.app[DEPS]
+    workspace_id = validation.workspace_id(request.match_info["workspace_id"])
+    photo_id = validation.photo_id(request.match_info["photo_id"])
+    size = parse_size(request.match_info["size"])
+    await require_complete_photo(deps.pool, workspace_id, photo_id)
+    data = await read_thumbnail(deps.store, thumbnail_key(workspace_id, photo_id, size))
+    etag = content_etag(data)
+    headers = {"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE}
+    if etag_matches(request.if_none_match, etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=data, content_type=THUMBNAIL_CONTENT_TYPE, headers=headers)
+
+
+def parse_size(raw: str) -> ThumbnailSize:
+    try:
+        return ThumbnailSize(raw)
+    except ValueError as exc:
+        sizes = ", ".join(str(s) for s in ThumbnailSize)
+        raise InvalidArgument(f"size must be one of {sizes}") from exc
+
+
+async def require_complete_photo(
+    pool: asyncpg.Pool, workspace_id: str, photo_id: uuid.UUID
+) -> None:
+    try:
+        photo = await fetch_photo(pool, workspace_id, photo_id)
+    except DATABASE_ERRORS as exc:
+        log.warning("photo lookup failed: %s", exc)
+        raise ApiError(503, "unavailable", "the photo database is unavailable") from exc
+    if photo is None:
+        raise ApiError(404, "not_found", "no such photo in this workspace")
+    if photo.thumbnail_status != ThumbnailStatus.COMPLETE:
+        raise ApiError(404, "not_ready", f"thumbnails are {photo.thumbnail_status}, not complete")
+
+
+async def read_thumbnail(store: ObjectStore, key: str) -> bytes:
+    try:
+        return await store.get(key)
+    except ObjectNotFound as exc:
+        raise ApiError(404, "not_found", "no such thumbnail") from exc
+    except StorageError as exc:
+        log.warning("thumbnail read failed: %s", exc)
+        raise ApiError(503, "unavailable", "object storage is unavailable") from exc
+
+
+def content_etag(data: bytes) -> str:
+    """Derived from the bytes, so it holds whichever S3 server stores them."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def etag_matches(if_none_match: tuple[ETag, ...] | None, etag: str) -> bool:
+    """If-None-Match uses weak comparison (RFC 9110 13.1.2); `*` matches any."""
+    return any(tag.value in (etag, "*") for tag in if_none_match or ())

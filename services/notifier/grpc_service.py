@@ -1,0 +1,53 @@
+"""NotifierService: a thin gRPC face over stream.replay_then_live."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+import grpc
+from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
+
+from services.core import convert, validation
+from services.core.errors import ClientError
+from services.notifier.hub import Hub
+from services.notifier.stream import DATABASE_ERRORS, replay_then_live
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_name
+
+
+class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, hub: Hub, public_base_url: str) -> None:
+        self._pool = pool
+        self._hub = hub
+        self._base_url = public_base_url
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        notifier_pb2_grpc.add_NotifierServiceServicer_to_server(self, server)
+
+    async def Subscribe(  # noqa: N802 (the RPC's name)
+        self, request: notifier_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[notifier_pb2.PhotoEvent]:
+        """Replays, then streams live; ends with OK when the hub ends the subscription.
+
+        The response headers go out once the subscription is registered, so a client that
+        awaits them knows every later event will reach it."""
+        try:
+            workspace_id = validation.workspace_id(request.workspace_id)
+            after_event_id = validation.after_event_id(request.after_event_id)
+        except ClientError as exc:
+            await context.abort(exc.code, str(exc))
+        async with self._hub.subscribe(workspace_id) as live:
+            await context.send_initial_metadata(())
+            events = replay_then_live(self._pool, live, after_event_id)
+            async with contextlib.aclosing(events):
+                try:
+                    async for event in events:
+                        yield convert.event_to_proto(event, self._base_url)
+                except DATABASE_ERRORS as exc:
+                    log.warning("event replay failed: %s", exc)
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "the event log is unavailable")

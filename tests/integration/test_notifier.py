@@ -1,0 +1,649 @@
+"""The notifier against the real PostgreSQL, RabbitMQ and S3: events written as the services
+write them (state + event in one transaction, outbox relay to the broker) reach gRPC and SSE
+subscribers, resume is exact, thumbnails are served by URL, and stop ends every stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+
+import aiohttp
+import asyncpg
+import grpc
+import pytest
+from aio_pika import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
+
+from services.core.config import Settings
+from services.core.events import EventType
+from services.core.outbox import OutboxRelay
+from services.core.photos import ThumbnailSize, thumbnail_key
+from services.core.storage import ObjectStore
+from services.notifier.app import serve
+from services.notifier.hub import Hub
+from services.notifier.stream import replay_then_live
+from tests.support.events_seed import add_photo, event_ids_after, mark_complete
+from tests.support.ports import free_address
+
+WAIT_S = 10.0
+
+
+# --- the notifier under test ---------------------------------------------------------------
+
+
+@dataclass
+class RunningNotifier:
+    settings: Settings
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.settings.gateway_addr}"
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+async def start_notifier(settings: Settings) -> RunningNotifier:
+    own = replace(
+        settings, notifier_addr=free_address(), gateway_addr=free_address(), sse_heartbeat_s=0.3
+    )
+    stop = asyncio.Event()
+    running = RunningNotifier(own, stop, asyncio.create_task(serve(own, stop)))
+    try:
+        await asyncio.wait_for(_until_serving(running), 30)
+    except BaseException:
+        running.stop.set()
+        await asyncio.wait({running.task}, timeout=30)
+        raise
+    return running
+
+
+async def _until_serving(running: RunningNotifier) -> None:
+    async with grpc.aio.insecure_channel(running.settings.notifier_addr) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if running.task.done():
+                running.task.result()  # raises what serve() died of
+                raise AssertionError("serve() returned before serving")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    settings: Settings, pool: asyncpg.Pool, exchanges: object
+) -> AsyncIterator[RunningNotifier]:
+    running = await start_notifier(settings)
+    yield running
+    await running.close()
+
+
+@pytest.fixture(scope="module")
+def relay(pool: asyncpg.Pool, exchanges: dict) -> OutboxRelay:
+    return OutboxRelay(pool, exchanges)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield session
+
+
+def new_workspace() -> str:
+    return f"ws-{uuid.uuid4().hex[:10]}"
+
+
+# --- stream clients that collect into a queue, so tests wait with timeouts ------------------
+
+
+class GrpcSubscription:
+    """A Subscribe call read by a task of its own; None in `received` marks the end."""
+
+    def __init__(self, address: str, workspace_id: str, after_event_id: int = 0) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        stub = notifier_pb2_grpc.NotifierServiceStub(self._channel)
+        request = notifier_pb2.SubscribeRequest(
+            workspace_id=workspace_id, after_event_id=after_event_id
+        )
+        self.call = stub.Subscribe(request)
+        self.received: asyncio.Queue[notifier_pb2.PhotoEvent | None] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.call:
+                self.received.put_nowait(message)
+        finally:
+            self.received.put_nowait(None)
+
+    async def next(self, wait_s: float = WAIT_S) -> notifier_pb2.PhotoEvent | None:
+        return await asyncio.wait_for(self.received.get(), wait_s)
+
+    async def take(self, count: int) -> list[notifier_pb2.PhotoEvent]:
+        messages = []
+        for _ in range(count):
+            message = await self.next()
+            assert message is not None, f"stream ended after {len(messages)} of {count}"
+            messages.append(message)
+        return messages
+
+    async def __aenter__(self) -> GrpcSubscription:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
+    ) -> None:
+        self.call.cancel()
+        self._reader.cancel()
+        await asyncio.wait({self._reader})
+        await self._channel.close()
+
+
+@dataclass
+class SseFrame:
+    fields: dict[str, str] = field(default_factory=dict)
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def is_event(self) -> bool:
+        return "id" in self.fields
+
+
+class SseSubscription:
+    """An SSE response parsed into frames by a task of its own; None marks the end."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.frames: asyncio.Queue[SseFrame | None] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(
+        cls, session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+    ) -> SseSubscription:
+        response = await session.get(url, headers=headers or {})
+        assert response.status == 200, await response.text()
+        return cls(response)
+
+    async def _read(self) -> None:
+        frame = SseFrame()
+        try:
+            async for raw in self.response.content:
+                line = raw.decode().rstrip("\n")
+                if line == "":
+                    self.frames.put_nowait(frame)
+                    frame = SseFrame()
+                elif line.startswith(":"):
+                    frame.comments.append(line[1:].strip())
+                else:
+                    name, _, value = line.partition(":")
+                    frame.fields[name] = value.removeprefix(" ")
+        except aiohttp.ClientError:
+            pass
+        finally:
+            self.frames.put_nowait(None)
+
+    async def next_frame(self, wait_s: float = WAIT_S) -> SseFrame | None:
+        return await asyncio.wait_for(self.frames.get(), wait_s)
+
+    async def next_event(self, wait_s: float = WAIT_S) -> SseFrame | None:
+        """The next frame that carries an event (skipping retry and heartbeat frames)."""
+        while True:
+            frame = await self.next_frame(wait_s)
+            if frame is None or frame.is_event:
+                return frame
+
+    async def take_events(self, count: int) -> list[SseFrame]:
+        frames = []
+        for _ in range(count):
+            frame = await self.next_event()
+            assert frame is not None, f"stream ended after {len(frames)} of {count}"
+            frames.append(frame)
+        return frames
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await asyncio.wait({self._reader})
+        self.response.close()
+
+
+def events_url(notifier: RunningNotifier, workspace_id: str, query: str = "") -> str:
+    return f"{notifier.http}/v1/workspaces/{workspace_id}/events{query}"
+
+
+async def publish_new_photo(pool: asyncpg.Pool, relay: OutboxRelay, workspace_id: str) -> int:
+    event = await add_photo(pool, workspace_id)
+    await relay.drain()
+    return event.id
+
+
+async def prime(
+    subscription: GrpcSubscription, pool: asyncpg.Pool, relay: OutboxRelay, workspace_id: str
+) -> int:
+    """Writes probe events until one arrives live, so the stream is surely subscribed.
+
+    Returns the last probe's id: anything at or below it may or may not arrive."""
+    for _ in range(40):
+        probe_id = await publish_new_photo(pool, relay, workspace_id)
+        with contextlib.suppress(TimeoutError):
+            if await subscription.next(wait_s=0.5) is not None:
+                return probe_id
+    raise AssertionError(f"no live event of {workspace_id} arrived")
+
+
+async def take_after(subscription: GrpcSubscription, marker: int, count: int) -> list[int]:
+    """The ids of the next `count` events with ids above `marker`."""
+    ids: list[int] = []
+    while len(ids) < count:
+        message = await subscription.next()
+        assert message is not None, "stream ended early"
+        if message.id > marker:
+            ids.append(message.id)
+    return ids
+
+
+# --- gRPC Subscribe ---------------------------------------------------------------------------
+
+
+async def test_live_events_reach_only_their_own_workspace(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
+) -> None:
+    ws_a, ws_b = new_workspace(), new_workspace()
+    address = notifier.settings.notifier_addr
+    async with GrpcSubscription(address, ws_a) as sub_a, GrpcSubscription(address, ws_b) as sub_b:
+        marker_a = await prime(sub_a, pool, relay, ws_a)
+        marker_b = await prime(sub_b, pool, relay, ws_b)
+        written: dict[str, list[int]] = {ws_a: [], ws_b: []}
+        for _ in range(3):
+            for workspace_id in (ws_a, ws_b):
+                written[workspace_id].append((await add_photo(pool, workspace_id)).id)
+        await relay.drain()
+
+        # Interleaved writes: any event of B that leaked into A would show up before A's third.
+        assert await take_after(sub_a, marker_a, 3) == written[ws_a]
+        assert await take_after(sub_b, marker_b, 3) == written[ws_b]
+
+
+async def test_resume_replays_then_continues_live_without_gap_or_duplicate(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
+) -> None:
+    workspace_id = new_workspace()
+    first = [await add_photo(pool, workspace_id) for _ in range(6)]
+    await relay.drain()
+    resume_after = first[1].id
+    enough_written = asyncio.Event()
+
+    async def keep_writing() -> None:
+        for n in range(30):
+            await publish_new_photo(pool, relay, workspace_id)
+            if n == 3:
+                enough_written.set()
+            await asyncio.sleep(0.01)
+
+    writer = asyncio.create_task(keep_writing())
+    try:
+        await enough_written.wait()
+        # Subscribing while events keep committing: some land in the replay, some arrive live,
+        # some in both.
+        address = notifier.settings.notifier_addr
+        async with GrpcSubscription(address, workspace_id, resume_after) as subscription:
+            await writer
+            expected = await event_ids_after(pool, workspace_id, resume_after)
+            assert len(expected) == 4 + 30
+            received = [m.id for m in await subscription.take(len(expected))]
+            assert received == expected
+            # And nothing extra after them: the next one is the next event written.
+            later = await publish_new_photo(pool, relay, workspace_id)
+            assert (await subscription.next()).id == later  # type: ignore[union-attr]
+    finally:
+        writer.cancel()
+        await asyncio.wait({writer})
+
+
+async def test_replay_then_live_drops_what_both_deliver(pool: asyncpg.Pool) -> None:
+    """The switch itself, step by step: events that commit while a paged replay runs come
+    both from the log and live, and each is yielded once, in order; then live ones flow."""
+    hub = Hub()
+    workspace_id = new_workspace()
+    events = [await add_photo(pool, workspace_id) for _ in range(5)]
+    live = hub.subscribe(workspace_id)
+    stream = replay_then_live(pool, live, events[1].id, page_size=2)
+    async with live, contextlib.aclosing(stream):
+        assert (await anext(stream)).id == events[2].id  # subscribed; page one [2, 3] read
+        assert hub.subscriber_count(workspace_id) == 1
+        hub.publish(events[3])  # a live copy of an event the replay has read
+        during_replay = await add_photo(pool, workspace_id)  # lands in page two
+        hub.publish(during_replay)
+        replayed = [(await anext(stream)).id for _ in range(3)]
+        assert replayed == [events[3].id, events[4].id, during_replay.id]
+        # Page three is read lazily, on the next step, so this one is in it and live, twice
+        # (the broker delivers at least once).
+        last_page = await add_photo(pool, workspace_id)
+        hub.publish(last_page)
+        hub.publish(last_page)
+        assert (await anext(stream)).id == last_page.id
+        live_only = await add_photo(pool, workspace_id)  # after the replay ended
+        hub.publish(live_only)
+        assert (await anext(stream)).id == live_only.id
+    assert hub.subscriber_count(workspace_id) == 0
+
+
+async def test_after_event_id_zero_sends_live_events_only(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
+) -> None:
+    workspace_id = new_workspace()
+    for _ in range(3):
+        await add_photo(pool, workspace_id)
+    await relay.drain()
+    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id) as subscription:
+        marker = await prime(subscription, pool, relay, workspace_id)
+        live = await publish_new_photo(pool, relay, workspace_id)
+        assert await take_after(subscription, marker, 1) == [live]
+
+
+# --- SSE ----------------------------------------------------------------------------------------
+
+
+async def test_sse_streams_the_same_events_as_grpc(
+    notifier: RunningNotifier,
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+    store: ObjectStore,
+    http: aiohttp.ClientSession,
+) -> None:
+    workspace_id = new_workspace()
+    start = await publish_new_photo(pool, relay, workspace_id)
+    uploaded = await add_photo(pool, workspace_id, item_id="item-7")
+    await relay.drain()
+    address = notifier.settings.notifier_addr
+    url = events_url(notifier, workspace_id, f"?last_event_id={start}")
+    sse = await SseSubscription.open(http, url)
+    try:
+        async with GrpcSubscription(address, workspace_id, start) as grpc_sub:
+            assert uploaded.photo is not None
+            await put_thumbnails(store, workspace_id, uploaded.photo.id)
+            ready = await mark_complete(pool, uploaded.photo)  # live, after the replayed one
+            await relay.drain()
+            grpc_events = await grpc_sub.take(2)
+            sse_events = await sse.take_events(2)
+    finally:
+        await sse.close()
+
+    assert [(m.id, m.type) for m in grpc_events] == [
+        (uploaded.id, "photo.uploaded"),
+        (ready.id, "photo.thumbnail_ready"),
+    ]
+    assert [(int(f.fields["id"]), f.fields["event"]) for f in sse_events] == [
+        (m.id, m.type) for m in grpc_events
+    ]
+    data = json.loads(sse_events[1].fields["data"])
+    assert data["photo_id"] == str(uploaded.photo.id) == grpc_events[1].photo_id
+    assert data["item_id"] == "item-7"
+    assert data["thumbnail_status"] == "complete"
+    assert {t["size"] for t in data["thumbnails"]} == {"small", "medium", "large"}
+    assert [t.url for t in grpc_events[1].photo.thumbnails] == [
+        t["url"] for t in data["thumbnails"]
+    ]
+    async with http.get(data["thumbnails"][0]["url"]) as response:
+        assert response.status == 200
+        assert response.content_type == "image/webp"
+
+
+async def test_sse_resumes_from_last_event_id_header_or_query(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay, http: aiohttp.ClientSession
+) -> None:
+    workspace_id = new_workspace()
+    ids = [await publish_new_photo(pool, relay, workspace_id) for _ in range(4)]
+    cases = [
+        ({"Last-Event-ID": str(ids[1])}, "", ids[2:]),
+        ({}, f"?last_event_id={ids[0]}", ids[1:]),
+        # A browser reconnecting sends the header and the page's original URL: header wins.
+        ({"Last-Event-ID": str(ids[2])}, f"?last_event_id={ids[0]}", ids[3:]),
+    ]
+    for headers, query, expected in cases:
+        sse = await SseSubscription.open(http, events_url(notifier, workspace_id, query), headers)
+        try:
+            frames = await sse.take_events(len(expected))
+            assert [int(f.fields["id"]) for f in frames] == expected
+            assert {f.fields["event"] for f in frames} == {str(EventType.UPLOADED)}
+        finally:
+            await sse.close()
+
+
+async def test_sse_sends_heartbeats_on_an_idle_stream(
+    notifier: RunningNotifier, http: aiohttp.ClientSession
+) -> None:
+    sse = await SseSubscription.open(http, events_url(notifier, new_workspace()))
+    try:
+        assert sse.response.headers["Content-Type"].startswith("text/event-stream")
+        assert sse.response.headers["Cache-Control"] == "no-cache"
+        assert sse.response.headers["X-Accel-Buffering"] == "no"
+        first = await sse.next_frame()
+        assert first is not None and first.fields == {"retry": "2000"}
+        heartbeats = [await sse.next_frame(wait_s=5) for _ in range(2)]
+        assert all(f is not None and f.comments == ["heartbeat"] for f in heartbeats)
+    finally:
+        await sse.close()
+
+
+# --- thumbnails by URL --------------------------------------------------------------------------
+
+
+def webp_bytes(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (6, 4), color).save(buffer, format="WEBP")
+    return buffer.getvalue()
+
+
+async def put_thumbnails(store: ObjectStore, workspace_id: str, photo_id: uuid.UUID) -> bytes:
+    data = webp_bytes("red")
+    for size in ThumbnailSize:
+        await store.put(thumbnail_key(workspace_id, photo_id, size), data, "image/webp")
+    return data
+
+
+async def test_thumbnail_is_404_until_complete_then_cached_bytes(
+    notifier: RunningNotifier, pool: asyncpg.Pool, store: ObjectStore, http: aiohttp.ClientSession
+) -> None:
+    workspace_id = new_workspace()
+    photo = (await add_photo(pool, workspace_id)).photo
+    assert photo is not None
+    url = f"{notifier.http}/v1/workspaces/{workspace_id}/photos/{photo.id}/thumbnails/medium"
+
+    # Even with the bytes already in the store, a photo that is not complete has none.
+    data = await put_thumbnails(store, workspace_id, photo.id)
+    async with http.get(url) as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not_ready"
+
+    await mark_complete(pool, photo)
+    async with http.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/webp"
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert await response.read() == data
+        etag = response.headers["ETag"]
+    async with http.get(url, headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+        assert response.headers["ETag"] == etag
+        assert await response.read() == b""
+    async with http.get(url, headers={"If-None-Match": '"something-else"'}) as response:
+        assert response.status == 200
+
+    other_workspace = url.replace(f"/workspaces/{workspace_id}/", f"/workspaces/{new_workspace()}/")
+    async with http.get(other_workspace) as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not_found"
+
+
+# --- invalid input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("workspace_id", "after_event_id", "says"),
+    [("", 0, "workspace_id is required"), ("no spaces", 0, "workspace_id"), ("ws", -1, "after")],
+)
+async def test_subscribe_rejects_invalid_input(
+    notifier: RunningNotifier, workspace_id: str, after_event_id: int, says: str
+) -> None:
+    async with GrpcSubscription(
+        notifier.settings.notifier_addr, workspace_id, after_event_id
+    ) as subscription:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await subscription.call.read()
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert says in (failure.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/v1/workspaces/ws/events", {"Last-Event-ID": "abc"}, 400),
+        ("/v1/workspaces/ws/events?last_event_id=-1", {}, 400),
+        ("/v1/workspaces/-ws/events", {}, 400),
+        (f"/v1/workspaces/ws/photos/{uuid.uuid4()}/thumbnails/huge", {}, 400),
+        ("/v1/workspaces/ws/photos/not-a-uuid/thumbnails/small", {}, 400),
+        ("/v1/nothing-here", {}, 404),
+    ],
+)
+async def test_gateway_rejects_invalid_input_with_json_errors(
+    notifier: RunningNotifier,
+    http: aiohttp.ClientSession,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    async with http.get(f"{notifier.http}{path}", headers=headers) as response:
+        assert response.status == status
+        error = (await response.json())["error"]
+        assert error["code"] and error["message"]
+
+
+# --- health, reflection, bad messages -----------------------------------------------------------
+
+
+async def test_health_and_reflection_answer_on_the_grpc_port(
+    notifier: RunningNotifier, http: aiohttp.ClientSession
+) -> None:
+    async with grpc.aio.insecure_channel(notifier.settings.notifier_addr) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "thumbwire.v1.NotifierService"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        async for reply in reflection.ServerReflectionInfo(iter([request]), timeout=5):
+            names = {s.name for s in reply.list_services_response.service}
+            break
+    assert "thumbwire.v1.NotifierService" in names
+    assert "grpc.health.v1.Health" in names
+    async with http.get(f"{notifier.http}/healthz") as response:
+        assert response.status == 200
+
+
+async def test_a_message_that_is_no_event_is_dropped_and_consuming_goes_on(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay, exchanges: dict
+) -> None:
+    workspace_id = new_workspace()
+    after = await publish_new_photo(pool, relay, workspace_id)
+    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id, after) as sub:
+        for body in (b"not json", b"[1, 2]", b'{"id": "x"}'):
+            await exchanges["events"].publish(Message(body), routing_key="photo.uploaded")
+        good = await publish_new_photo(pool, relay, workspace_id)
+        assert (await sub.next()).id == good  # type: ignore[union-attr]
+
+
+# --- faults and shutdown ------------------------------------------------------------------------
+
+
+async def broker_connections(name_part: str) -> set[str]:
+    """The broker's ids of the connections whose client name contains `name_part`."""
+    listing = await run_rabbitmqctl(
+        "list_connections", "pid", "client_properties", "-q", "--no-table-headers"
+    )
+    return {line.split()[0] for line in listing.splitlines() if name_part in line}
+
+
+async def run_rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
+    settings: Settings, pool: asyncpg.Pool, relay: OutboxRelay, exchanges: dict
+) -> None:
+    """Events published while the notifier's queue is gone never reach it; the streams end on
+    reconnect so that clients resume from their last id and get them from the log."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("needs rabbitmqctl to make the broker drop a connection")
+    name = f"thumbwire-notifier {settings.namespace}"
+    others = await broker_connections(name)
+    running = await start_notifier(settings)
+    try:
+        (connection,) = await broker_connections(name) - others
+        workspace_id = new_workspace()
+        address = running.settings.notifier_addr
+        seen = await publish_new_photo(pool, relay, workspace_id)
+        async with GrpcSubscription(address, workspace_id, seen - 1) as subscription:
+            assert (await subscription.next()).id == seen  # type: ignore[union-attr]
+            # The broker itself drops this notifier's connection, and with it its queue.
+            await run_rabbitmqctl("close_connection", connection, "thumbwire notifier test")
+            missed = await publish_new_photo(pool, relay, workspace_id)
+            end = await subscription.next(wait_s=20)
+            assert end is None or end.id == missed  # delivered only if it beat the close
+            if end is not None:
+                assert await subscription.next(wait_s=20) is None
+            assert await subscription.call.code() == grpc.StatusCode.OK
+        async with GrpcSubscription(address, workspace_id, seen) as resumed:
+            assert (await resumed.next()).id == missed  # type: ignore[union-attr]
+            live = await publish_new_photo(pool, relay, workspace_id)
+            assert (await resumed.next()).id == live  # type: ignore[union-attr]
+    finally:
+        await running.close()
+
+
+async def test_stop_ends_open_streams_and_serve_returns(
+    settings: Settings, pool: asyncpg.Pool, relay: OutboxRelay, http: aiohttp.ClientSession
+) -> None:
+    running = await start_notifier(settings)
+    workspace_id = new_workspace()
+    seen = await publish_new_photo(pool, relay, workspace_id)
+    try:
+        async with GrpcSubscription(running.settings.notifier_addr, workspace_id, seen - 1) as sub:
+            sse = await SseSubscription.open(
+                http, events_url(running, workspace_id), {"Last-Event-ID": str(seen - 1)}
+            )
+            try:
+                assert (await sub.next()).id == seen  # type: ignore[union-attr]
+                assert int((await sse.take_events(1))[0].fields["id"]) == seen
+                running.stop.set()
+                await asyncio.wait_for(running.task, 30)
+                assert await sub.next() is None
+                assert await sub.call.code() == grpc.StatusCode.OK
+                while (frame := await sse.next_frame()) is not None:
+                    assert not frame.is_event
+            finally:
+                await sse.close()
+    finally:
+        await running.close()

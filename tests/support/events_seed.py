@@ -1,0 +1,60 @@
+"""Photos and events written the way the services write them: one transaction for the state
+change and its event (which queues the event in the outbox for the relay)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from services.core.events import EventRecord, EventType, record_event
+from services.core.photos import PHOTO_COLUMNS, PhotoRecord, StoredThumbnail, ThumbnailSize
+
+
+async def add_photo(pool: asyncpg.Pool, workspace_id: str, item_id: str = "item-1") -> EventRecord:
+    """A new pending photo and its photo.uploaded event."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, size_bytes,"
+            " width, height) VALUES ($1, $2, $3, 'p.jpg', 'image/jpeg', 1234, 300, 200)"
+            f" RETURNING {PHOTO_COLUMNS}",
+            uuid.uuid4(),
+            workspace_id,
+            item_id,
+        )
+        return await record_event(conn, EventType.UPLOADED, PhotoRecord.from_row(row))
+
+
+async def mark_complete(pool: asyncpg.Pool, photo: PhotoRecord) -> EventRecord:
+    """Sets the photo complete with three thumbnails and records photo.thumbnail_ready."""
+    thumbnails = [_thumbnail(size, photo.width, photo.height).to_json() for size in ThumbnailSize]
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3,"
+            " thumbnail_attempts = 1, updated_at = clock_timestamp()"
+            f" WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}",
+            photo.id,
+            photo.workspace_id,
+            thumbnails,
+        )
+        return await record_event(conn, EventType.READY, PhotoRecord.from_row(row))
+
+
+async def last_event_id(pool: asyncpg.Pool, workspace_id: str) -> int:
+    return await pool.fetchval(
+        "SELECT coalesce(max(id), 0) FROM events WHERE workspace_id = $1", workspace_id
+    )
+
+
+async def event_ids_after(pool: asyncpg.Pool, workspace_id: str, after_id: int) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT id FROM events WHERE workspace_id = $1 AND id > $2 ORDER BY id",
+        workspace_id,
+        after_id,
+    )
+    return [r["id"] for r in rows]
+
+
+def _thumbnail(size: ThumbnailSize, width: int, height: int) -> StoredThumbnail:
+    scale = min(1.0, size.longest_side / max(width, height))
+    return StoredThumbnail(size, round(width * scale), round(height * scale), size_bytes=42)
