@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/thumbwire/v1/*.proto)
 STUBS := $(patsubst protos/%.proto,gen/%_pb2.py,$(PROTOS))
 
-.PHONY: run test unit lint proto bench clean
+.PHONY: run test unit lint proto lock bench clean
 
 run: $(VENV)/.installed $(STUBS)
 	$(PY) -m services.devstack
@@ -27,14 +27,18 @@ bench: $(VENV)/.installed $(STUBS)
 
 proto: $(STUBS)
 
+# Every package, transitive ones too, at the version the suite last passed with.
+lock: $(VENV)/.installed
+	$(PY) -m pip freeze --exclude-editable | grep -v '^thumbwire' > constraints.txt
+
 # gen/thumbwire is created before the editable install so that package thumbwire.v1 is mapped to
 # it; the stubs generated into it later are then importable without installing again.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	mkdir -p gen/thumbwire/v1
 	touch gen/thumbwire/__init__.py gen/thumbwire/v1/__init__.py
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 $(STUBS) &: $(PROTOS) $(VENV)/.installed
