@@ -55,11 +55,13 @@ async def test_relay_publishes_in_order_and_deletes_after_confirm(
     await channel.close()
 
 
-async def test_relay_keeps_jobs_nobody_can_receive(pool: asyncpg.Pool, amqp) -> None:
+async def test_relay_keeps_jobs_nobody_can_receive(
+    pool: asyncpg.Pool, amqp, topology: Topology
+) -> None:
     """A mandatory job publish that the broker returns stays in the outbox."""
     channel = await amqp.channel(on_return_raises=True)
     exchange = await channel.declare_exchange(
-        f"relay-unbound-{id(channel)}", aio_pika.ExchangeType.DIRECT, auto_delete=True
+        f"{topology.namespace}.relay-unbound", aio_pika.ExchangeType.DIRECT
     )
     async with pool.acquire() as conn, conn.transaction():
         await outbox.enqueue(conn, "jobs", "nobody-bound", b"{}")
@@ -68,4 +70,5 @@ async def test_relay_keeps_jobs_nobody_can_receive(pool: asyncpg.Pool, amqp) -> 
         await asyncio.wait_for(relay.drain(), 10)
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
     await pool.execute("DELETE FROM outbox")
+    await exchange.delete()
     await channel.close()
