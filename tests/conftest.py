@@ -7,7 +7,6 @@ import contextlib
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aio_pika
 import asyncpg
@@ -116,8 +115,3 @@ def _broker_names(kind: str) -> list[str]:
         ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False
     )
     return [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> Path:
-    return tmp_path

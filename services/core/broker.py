@@ -4,7 +4,16 @@ declared through them come back by themselves after the broker returns."""
 from __future__ import annotations
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractRobustConnection
+
+# What a broker call raises when the connection or channel is gone (a reconnect is under way).
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    OSError,
+)
 
 
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:

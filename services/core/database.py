@@ -11,6 +11,15 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+# What a query raises when PostgreSQL is down, restarting or cut off: worth a retry, and
+# UNAVAILABLE (503) to a client.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x7468756D62
 

@@ -14,6 +14,8 @@ import grpc
 
 class ClientError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+    # A finer name than the status code's, where a client needs one (e.g. "not_ready").
+    reason: str | None = None
 
     @property
     def http_status(self) -> int:
@@ -23,7 +25,7 @@ class ClientError(Exception):
     @property
     def code_name(self) -> str:
         """`invalid_argument`, `not_found`, ...: a code a JSON client can branch on."""
-        return self.code.name.lower()
+        return self.reason or self.code.name.lower()
 
 
 class InvalidArgument(ClientError):

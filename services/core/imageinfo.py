@@ -4,8 +4,10 @@ header (no pixel is decoded), so that bad input is refused before anything is st
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -20,6 +22,8 @@ ALLOWED_FORMATS = {
 # EXIF orientations 5 to 8 turn the image a quarter: width and height swap when displayed.
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
+# What Pillow raises for data it cannot read: truncated, corrupt or not an image at all.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 class ImageRejected(Exception):
@@ -38,27 +42,53 @@ class ImageInfo:
         return self.width * self.height
 
 
-def inspect_image(data: bytes | io.BufferedIOBase, max_pixels: int) -> ImageInfo:
+def inspect_image(data: bytes | IO[bytes], max_pixels: int) -> ImageInfo:
     """Sniffs the format and reads the displayed size; raises ImageRejected when not allowed."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    with open_image(stream, max_pixels) as image:
+        width, height = displayed_size(image)
+        fmt = image.format or ""
+        return ImageInfo(format=fmt, content_type=ALLOWED_FORMATS[fmt], width=width, height=height)
+
+
+def open_image(stream: IO[bytes], max_pixels: int) -> Image.Image:
+    """Opens an image of an allowed format, its header only: too many pixels are refused
+    before a single one is decoded. The caller closes it."""
     try:
         with warnings.catch_warnings():
-            # The pixel limit that counts is max_pixels, checked in _info.
+            # The pixel limit that counts is max_pixels, checked below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream, formats=list(ALLOWED_FORMATS)) as image:
-                return _info(image, max_pixels)
+            image = Image.open(stream, formats=list(ALLOWED_FORMATS))
     except UnidentifiedImageError as exc:
         raise ImageRejected(
             "the file is not an image of an accepted format (JPEG, PNG, WebP, GIF, AVIF)"
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"the image has too many pixels: {exc}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow refuses far too many pixels before telling the size; the reason is the same.
+        raise ImageRejected(
+            f"the image has too many pixels: at most {max_pixels} are accepted"
+        ) from exc
+    except DECODE_ERRORS as exc:
         raise ImageRejected(f"the image header is unreadable: {exc}") from exc
+    # Not closed on refusal: the stream is the caller's, and close() would close it too.
+    _check_pixels(image.size, max_pixels)
+    return image
 
 
-def _info(image: Image.Image, max_pixels: int) -> ImageInfo:
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """The size as shown: width and height swap for the quarter-turn EXIF orientations."""
     width, height = image.size
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    except DECODE_ERRORS as exc:
+        raise ImageRejected(f"the image's EXIF data is unreadable: {exc}") from exc
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width <= 0 or height <= 0:
         raise ImageRejected("the image has no pixels")
     if width * height > max_pixels:
@@ -66,8 +96,3 @@ def _info(image: Image.Image, max_pixels: int) -> ImageInfo:
             f"the image is {width}x{height} = {width * height} pixels;"
             f" at most {max_pixels} are accepted"
         )
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
-    fmt = image.format or ""
-    return ImageInfo(format=fmt, content_type=ALLOWED_FORMATS[fmt], width=width, height=height)

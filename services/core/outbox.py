@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import aio_pika
-import aiormq
 import asyncpg
 from aio_pika.abc import AbstractExchange
+
+from services.core.broker import BROKER_ERRORS
+from services.core.database import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +129,7 @@ class OutboxRelay:
             count = await self.drain()
             if count:
                 log.debug("relayed %d outbox rows", count)
-        except (
-            aio_pika.exceptions.AMQPError,
-            aiormq.exceptions.AMQPError,
-            asyncpg.PostgresError,
-            OSError,
-            ConnectionError,
-        ) as exc:
+        except (*BROKER_ERRORS, *DATABASE_ERRORS) as exc:
             log.warning("outbox relay will retry: %s", exc)
             await asyncio.sleep(self._poll_interval_s)
 

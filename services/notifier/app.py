@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 
-from aiohttp import web
-
 from services.core import broker, database
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
+from services.core.http_server import start_http
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
 from services.notifier.consumer import EventConsumer, new_instance_id
@@ -66,18 +65,5 @@ async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) ->
 
 
 async def start_gateway(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> None:
-    runner = web.AppRunner(
-        create_app(deps), shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S, access_log=None
-    )
-    await runner.setup()
+    runner = await start_http(create_app(deps), deps.settings.gateway_addr, HTTP_SHUTDOWN_TIMEOUT_S)
     resources.push_async_callback(runner.cleanup)
-    host, port = split_address(deps.settings.gateway_addr)
-    await web.TCPSite(runner, host, port).start()
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """'host:port' (or '[v6]:port') to its parts."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"not a host:port address: {address!r}")
-    return host.strip("[]"), int(port)

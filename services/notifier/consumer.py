@@ -14,8 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-import aio_pika
-import aiormq
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -23,6 +21,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from services.core.broker import BROKER_ERRORS
 from services.core.events import EventRecord
 from services.core.topology import Topology, declare_exchanges
 from services.notifier.hub import Hub
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 ALL_EVENTS = "#"
 DEFAULT_PREFETCH = 256
-BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, OSError)
 
 
 def new_instance_id() -> str:

@@ -14,7 +14,8 @@ from aiohttp import ETag, web
 
 from services.core import convert, validation
 from services.core.config import Settings
-from services.core.errors import ClientError, InvalidArgument
+from services.core.database import DATABASE_ERRORS
+from services.core.errors import ClientError, InvalidArgument, NotFound, Unavailable
 from services.core.events import EventRecord
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
@@ -26,7 +27,7 @@ from services.core.photos import (
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.hub import Hub
-from services.notifier.stream import DATABASE_ERRORS, replay_then_live, with_heartbeats
+from services.notifier.stream import replay_then_live, with_heartbeats
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,10 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status, a code a client can branch on, a human message."""
+class ThumbnailsNotReady(NotFound):
+    """404 like a missing photo, but a client may wait for photo.thumbnail_ready."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    reason = "not_ready"
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,6 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
     """Every error as {"error": {"code", "message"}}, aiohttp's own 404 and 405 included."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
     except ClientError as exc:
         return error_response(exc.http_status, exc.code_name, str(exc))
     except web.HTTPException as exc:
@@ -174,21 +169,21 @@ async def require_complete_photo(
         photo = await fetch_photo(pool, workspace_id, photo_id)
     except DATABASE_ERRORS as exc:
         log.warning("photo lookup failed: %s", exc)
-        raise ApiError(503, "unavailable", "the photo database is unavailable") from exc
+        raise Unavailable("the photo database is unavailable") from exc
     if photo is None:
-        raise ApiError(404, "not_found", "no such photo in this workspace")
+        raise NotFound("no such photo in this workspace")
     if photo.thumbnail_status != ThumbnailStatus.COMPLETE:
-        raise ApiError(404, "not_ready", f"thumbnails are {photo.thumbnail_status}, not complete")
+        raise ThumbnailsNotReady(f"thumbnails are {photo.thumbnail_status}, not complete")
 
 
 async def read_thumbnail(store: ObjectStore, key: str) -> bytes:
     try:
         return await store.get(key)
     except ObjectNotFound as exc:
-        raise ApiError(404, "not_found", "no such thumbnail") from exc
+        raise NotFound("no such thumbnail") from exc
     except StorageError as exc:
         log.warning("thumbnail read failed: %s", exc)
-        raise ApiError(503, "unavailable", "object storage is unavailable") from exc
+        raise Unavailable("object storage is unavailable") from exc
 
 
 def content_etag(data: bytes) -> str:

@@ -11,9 +11,10 @@ import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from services.core import convert, validation
+from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError
 from services.notifier.hub import Hub
-from services.notifier.stream import DATABASE_ERRORS, replay_then_live
+from services.notifier.stream import replay_then_live
 
 log = logging.getLogger(__name__)
 

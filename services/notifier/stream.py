@@ -18,8 +18,6 @@ from services.core.events import EventRecord, events_after
 from services.notifier.hub import Subscription
 
 REPLAY_PAGE_SIZE = 500
-# What reading the event log raises when PostgreSQL is down or the connection broke.
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 T = TypeVar("T")
 

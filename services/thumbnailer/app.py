@@ -34,7 +34,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         connection = await broker.connect(settings.amqp_url, "thumbnailer")
         stack.push_async_callback(connection.close)
         publish_channel = await connection.channel(on_return_raises=True)
-        exchanges = await declare_topology(publish_channel, Topology(settings.namespace))
+        topology = Topology(settings.namespace)
+        exchanges = await declare_topology(publish_channel, topology)
         renderer = RenderPool(settings.concurrency, settings.max_pixels)
         stack.push_async_callback(renderer.close)
 
@@ -50,7 +51,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         processor = ThumbnailProcessor(pool, ObjectStore.from_settings(settings), renderer)
         consumer = JobConsumer(
             connection,
-            Topology(settings.namespace).jobs_queue,
+            topology.jobs_queue,
             processor,
             metrics,
             prefetch=settings.concurrency,

@@ -7,8 +7,6 @@ import asyncio
 import logging
 import time
 
-import aio_pika
-import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -16,20 +14,13 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from services.core.broker import BROKER_ERRORS
 from services.core.jobs import InvalidJob, ThumbnailJob
 from services.core.topology import QUORUM
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import Outcome, ThumbnailProcessor
 
 log = logging.getLogger(__name__)
-
-# Settling a message fails like this when its channel closed (a reconnect): the broker then
-# redelivers the message by itself.
-_SETTLE_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 class JobConsumer:
@@ -83,7 +74,7 @@ class JobConsumer:
             return
         try:
             await self._queue.cancel(self._consumer_tag)
-        except _SETTLE_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             log.warning("could not cancel the job consumer: %s", exc)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
@@ -130,5 +121,6 @@ class JobConsumer:
                 await message.nack(requeue=True)
             else:
                 await message.ack()
-        except _SETTLE_ERRORS as exc:
+        except BROKER_ERRORS as exc:
+            # The channel closed (a reconnect): the broker redelivers the message by itself.
             log.warning("message %s not settled (%s): it will be redelivered", outcome, exc)

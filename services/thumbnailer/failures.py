@@ -35,13 +35,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
-# What the database raises when it cannot be reached or the connection broke.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
 
 
 def classify(exc: BaseException) -> Failure:

@@ -9,26 +9,25 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps
 
-from services.core.imageinfo import ALLOWED_FORMATS, ImageRejected
+from services.core.imageinfo import (
+    DECODE_ERRORS,
+    ImageRejected,
+    displayed_size,
+    open_image,
+)
 from services.core.photos import ThumbnailSize
 
 # Largest first: each size is resized from the one before it.
 SIZES_LARGEST_FIRST = tuple(sorted(ThumbnailSize, key=lambda s: s.longest_side, reverse=True))
 WEBP_QUALITY = 80
-_ORIENTATION_TAG = 0x0112
-_QUARTER_TURN_ORIENTATIONS = {5, 6, 7, 8}
 # Modes holding more than 8 bits per sample in one band (16-bit greyscale PNG and the like).
 _WIDE_GREY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-# What Pillow raises for data it cannot decode: truncated, corrupt or not an image at all.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 class ImagingError(ImageRejected):
@@ -57,8 +56,12 @@ class Rendition:
 
 def make_thumbnails(data: bytes, max_pixels: int) -> Rendition:
     """Decodes `data` once and renders every ThumbnailSize as WebP; raises ImagingError."""
-    with _pixel_limit(max_pixels), _open(data, max_pixels) as image:
-        displayed = _displayed_size_or_reject(image)
+    with (
+        _pixel_limit(max_pixels),
+        _as_imaging_error(),
+        open_image(io.BytesIO(data), max_pixels) as image,
+    ):
+        displayed = displayed_size(image)
         _draft_for(image, displayed, SIZES_LARGEST_FIRST[0].longest_side)
         upright = _decode_upright(image)
     prepared = to_srgb(upright)
@@ -73,14 +76,6 @@ def fit_within(size: tuple[int, int], longest_side: int) -> tuple[int, int]:
     if scale >= 1:
         return width, height
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def displayed_size(image: Image.Image) -> tuple[int, int]:
-    """The size as shown: width and height swap for the quarter-turn EXIF orientations."""
-    width, height = image.size
-    if image.getexif().get(_ORIENTATION_TAG, 1) in _QUARTER_TURN_ORIENTATIONS:
-        return height, width
-    return width, height
 
 
 @contextlib.contextmanager
@@ -98,36 +93,16 @@ def _pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def _displayed_size_or_reject(image: Image.Image) -> tuple[int, int]:
+@contextlib.contextmanager
+def _as_imaging_error() -> Iterator[None]:
+    """The header checks shared with the upload service raise ImageRejected; here the same
+    reasons are permanent thumbnail failures."""
     try:
-        return displayed_size(image)
-    except _DECODE_ERRORS as exc:
-        raise ImagingError(f"the original's EXIF data is unreadable: {exc}") from exc
-
-
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Opens the header only, refusing too many pixels before a single one is decoded."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
-    except UnidentifiedImageError as exc:
-        raise ImagingError("the original is not an image of an accepted format") from exc
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses twice the limit before telling the size; the reason is the same.
-        raise ImagingError(
-            f"the original has too many pixels: at most {max_pixels} are accepted"
-        ) from exc
-    except _DECODE_ERRORS as exc:
-        raise ImagingError(f"the original's header is unreadable: {exc}") from exc
-    width, height = image.size
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        image.close()
-        raise ImagingError(
-            f"the original is {width}x{height} = {width * height} pixels;"
-            f" at most {max_pixels} are accepted"
-        )
-    return image
+        yield
+    except ImagingError:
+        raise
+    except ImageRejected as exc:
+        raise ImagingError(str(exc)) from exc
 
 
 def _draft_for(image: Image.Image, displayed: tuple[int, int], longest_side: int) -> None:
@@ -150,7 +125,7 @@ def _decode_upright(image: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
         raise ImagingError(f"the original has too many pixels: {exc}") from exc
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImagingError(f"the original could not be decoded: {exc}") from exc
 
 

@@ -9,30 +9,22 @@ from typing import Protocol
 
 import asyncpg
 
+from services.core.database import DATABASE_ERRORS
 from services.core.jobs import ThumbnailJob
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
     PhotoRecord,
     StoredThumbnail,
     ThumbnailSize,
-    ThumbnailStatus,
-    fetch_photo,
     original_key,
     thumbnail_key,
 )
 from services.core.storage import ObjectStore
 from services.thumbnailer import photo_state
-from services.thumbnailer.failures import (
-    DATABASE_ERRORS,
-    EXPECTED_ERRORS,
-    Failure,
-    classify,
-)
+from services.thumbnailer.failures import EXPECTED_ERRORS, Failure, classify
 from services.thumbnailer.imaging import RenderedThumbnail, Rendition
 
 log = logging.getLogger(__name__)
-
-_DUE = {ThumbnailStatus.PENDING, ThumbnailStatus.PROCESSING}
 
 
 class Outcome(StrEnum):
@@ -65,14 +57,11 @@ class ThumbnailProcessor:
             return await self._handle_failure(job, classify(exc))
 
     async def _process(self, job: ThumbnailJob) -> Outcome:
-        photo = await fetch_photo(self._pool, job.workspace_id, job.photo_id)
-        if photo is None or photo.thumbnail_status not in _DUE:
-            status = photo.thumbnail_status if photo else "deleted"
-            log.info("photo %s is %s: job dropped", job.photo_id, status)
-            return Outcome.DROPPED
+        # The claim's guard is the one check of whether the job is due: a separate look-up
+        # first would cost a query per job and could still be outdated by the claim.
         claimed = await photo_state.claim(self._pool, job.workspace_id, job.photo_id)
         if claimed is None:
-            log.info("photo %s changed before it was claimed: job dropped", job.photo_id)
+            log.info("photo %s is deleted or not due (complete, failed): job dropped", job.photo_id)
             return Outcome.DROPPED
         thumbnails = await self._render_and_store(claimed)
         return await self._finish(job, thumbnails)

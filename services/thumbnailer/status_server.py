@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from services.core.http_server import start_http
 from services.thumbnailer.metrics import ThumbnailerMetrics
 
 
 class StatusServer:
     def __init__(self, address: str, metrics: ThumbnailerMetrics) -> None:
-        self._host, self._port = split_address(address)
+        self._address = address
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
@@ -18,9 +19,7 @@ class StatusServer:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics_page)
         app.router.add_get("/healthz", self._health)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
+        self._runner = await start_http(app, self._address)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -33,9 +32,3 @@ class StatusServer:
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """'host:port' (IPv6 as '[::1]:port') to its parts."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)

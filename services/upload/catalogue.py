@@ -10,7 +10,7 @@ import asyncpg
 
 from services.core.events import EventType, record_event
 from services.core.jobs import ThumbnailJob, enqueue_job
-from services.core.photos import PHOTO_COLUMNS, PhotoRecord
+from services.core.photos import PHOTO_COLUMNS, PhotoRecord, fetch_photo
 from services.upload.paging import PageCursor
 
 
@@ -70,12 +70,7 @@ class Catalogue:
         return PhotoRecord.from_row(row) if row else None
 
     async def get(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {PHOTO_COLUMNS} FROM photos WHERE id = $1 AND workspace_id = $2",
-            photo_id,
-            workspace_id,
-        )
-        return PhotoRecord.from_row(row) if row else None
+        return await fetch_photo(self._pool, workspace_id, photo_id)
 
     async def page(
         self, workspace_id: str, item_id: str, size: int, after: PageCursor | None

@@ -7,11 +7,11 @@ from concurrent.futures.process import BrokenProcessPool
 import asyncpg
 import pytest
 
+from services.core.http_server import split_address
 from services.core.imageinfo import ImageRejected
 from services.core.storage import ObjectNotFound, StorageError
 from services.thumbnailer.failures import EXPECTED_ERRORS, FailureKind, classify
 from services.thumbnailer.imaging import ImagingError
-from services.thumbnailer.status_server import split_address
 
 
 @pytest.mark.parametrize(
