@@ -12,10 +12,12 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 # What a query raises when PostgreSQL is down, restarting or cut off: worth a retry, and
-# UNAVAILABLE (503) to a client.
+# UNAVAILABLE (503) to a client. InternalClientError is how asyncpg reports a pooled connection
+# that the server terminated in the middle of its protocol exchange.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )

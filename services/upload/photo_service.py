@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import asyncpg
 from thumbwire.v1 import photos_pb2
 
 from services.core import validation
+from services.core.database import DATABASE_ERRORS
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.core.imageinfo import ImageInfo, ImageRejected, inspect_image
 from services.core.photos import PhotoRecord, original_key, photo_keys
@@ -23,9 +23,6 @@ from services.upload.receiving import ReceivedFile, read_chunks, read_metadata
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# What a database outage looks like from asyncpg: a server error or a lost connection.
-DATABASE_DOWN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ class PhotoService:
     async def _record(self, new: NewPhoto) -> PhotoRecord:
         try:
             photo = await self._catalogue.add(new)
-        except DATABASE_DOWN as exc:
+        except DATABASE_ERRORS as exc:
             await self._forget_original(new)
             raise Unavailable("the database is unavailable; nothing was stored") from exc
         if photo is not None:
@@ -148,7 +145,7 @@ class PhotoService:
     async def _db(query: Awaitable[T]) -> T:
         try:
             return await query
-        except DATABASE_DOWN as exc:
+        except DATABASE_ERRORS as exc:
             raise Unavailable("the database is unavailable") from exc
 
 

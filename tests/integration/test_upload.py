@@ -334,3 +334,35 @@ async def test_upload_while_storage_is_unreachable_is_unavailable(
             upload(svc.stub, ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
         )
     assert await photo_count(pool, ws) == 0
+
+
+async def test_a_database_refusing_connections_is_unavailable_then_recovers(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore
+) -> None:
+    """A real outage: the service's database stops accepting connections and its open ones
+    are cut, as during a PostgreSQL restart. Calls are UNAVAILABLE, then work again."""
+    name = f"thumbwire_outage_{uuid.uuid4().hex[:8]}"
+    own = dataclasses.replace(
+        settings,
+        database_url=settings.database_url.rsplit("/", 1)[0] + f"/{name}",
+        namespace=f"{settings.namespace}-outage",
+        upload_addr=free_address(),
+    )
+    ws = workspace()
+    try:
+        async with running(own) as svc:
+            photo = await upload(svc.stub, ws, "i", images.jpeg(32, 32))
+            request = photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id=photo.id)
+            await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await pool.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            await expect_status(svc.stub.GetPhoto(request), grpc.StatusCode.UNAVAILABLE)
+            await expect_status(
+                upload(svc.stub, ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
+            )
+            await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert (await svc.stub.GetPhoto(request)).id == photo.id
+    finally:
+        await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await pool.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
