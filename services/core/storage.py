@@ -106,8 +106,9 @@ class ObjectStore:
                 raise ObjectNotFound(exc.resource or "") from exc
             raise StorageError(f"object storage refused the request: {exc.code}") from exc
         except InvalidResponseError as exc:
-            # Some S3 servers answer a missing key with a body minio cannot parse.
-            if getattr(exc, "_code", None) == 404:
+            # Some S3 servers answer a missing key with a body minio cannot parse. A 404 for
+            # anything else (a missing bucket) is a broken store, not a missing object.
+            if getattr(exc, "_code", None) == 404 and "NoSuchKey" in str(exc):
                 raise ObjectNotFound(str(args[1:2])) from exc
             raise StorageError(f"object storage answered badly: {exc}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:

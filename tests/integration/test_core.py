@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import aio_pika
@@ -11,7 +12,7 @@ import pytest
 
 from services.core import database, outbox
 from services.core.config import Settings
-from services.core.storage import ObjectNotFound, ObjectStore
+from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 
 
@@ -30,6 +31,17 @@ async def test_object_store_round_trip(store: ObjectStore) -> None:
         await store.get("tests/round-trip")
     with pytest.raises(ObjectNotFound):
         await store.stat("tests/round-trip")
+
+
+async def test_a_missing_bucket_is_a_storage_error_not_a_missing_object(
+    settings: Settings, store: ObjectStore
+) -> None:
+    """A store whose bucket is gone is broken (UNAVAILABLE to clients), whatever the key."""
+    broken = ObjectStore.from_settings(dataclasses.replace(settings, s3_bucket="no-such-bucket"))
+    with pytest.raises(StorageError):
+        await broken.put("tests/anything", b"x", "text/plain")
+    with pytest.raises(StorageError):
+        await broken.get("tests/anything")
 
 
 async def test_relay_publishes_in_order_and_deletes_after_confirm(
