@@ -21,6 +21,19 @@ from services.core.topology import Topology, declare_topology
 from tests.support.ports import free_address
 
 RUN_ID = uuid.uuid4().hex[:10]
+NAMESPACE = f"twtest-{RUN_ID}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def clean_broker_afterwards() -> AsyncIterator[None]:
+    """Removes the run's queues and exchanges at the end, whichever tests ran: tests declare
+    them under suffixed namespaces without necessarily asking for the amqp fixture."""
+    yield
+    names = [name for name in _broker_names() if name.startswith(NAMESPACE)]
+    if names:
+        connection = await broker.connect(Settings().amqp_url, "tests-cleanup")
+        await _delete_broker_names(connection, names)
+        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +51,7 @@ def settings(s3_server: EmbeddedS3Server) -> Settings:
     gateway = free_address()
     return Settings(
         database_url=f"postgresql://postgres@127.0.0.1:5432/thumbwire_test_{RUN_ID}",
-        namespace=f"twtest-{RUN_ID}",
+        namespace=NAMESPACE,
         s3_endpoint=s3_server.endpoint,
         s3_bucket=f"thumbwire-test-{RUN_ID}",
         upload_addr=free_address(),
@@ -72,10 +85,9 @@ def topology(settings: Settings) -> Topology:
 
 
 @pytest.fixture(scope="session")
-async def amqp(settings: Settings, topology: Topology) -> AsyncIterator[AbstractRobustConnection]:
+async def amqp(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
     connection = await broker.connect(settings.amqp_url, "tests")
     yield connection
-    await _delete_namespace(connection, topology)
     await connection.close()
 
 
@@ -96,13 +108,9 @@ async def _drop_database(database_url: str) -> None:
         await conn.close()
 
 
-async def _delete_namespace(connection: AbstractRobustConnection, topo: Topology) -> None:
-    """Removes every queue and exchange of the run (tests may add suffixes to the namespace),
-    so that the shared broker stays clean."""
-    for kind, delete in (("queues", "queue_delete"), ("exchanges", "exchange_delete")):
-        for name in _broker_names(kind):
-            if not name.startswith(topo.namespace):
-                continue
+async def _delete_broker_names(connection: AbstractRobustConnection, names: list[str]) -> None:
+    for name in names:
+        for delete in ("queue_delete", "exchange_delete"):
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await getattr(channel, delete)(name)
@@ -110,8 +118,15 @@ async def _delete_namespace(connection: AbstractRobustConnection, topo: Topology
                 await channel.close()
 
 
-def _broker_names(kind: str) -> list[str]:
-    result = subprocess.run(
-        ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False
-    )
-    return [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
+def _broker_names() -> list[str]:
+    """Every queue and exchange name on the broker."""
+    names = []
+    for kind in ("queues", "exchanges"):
+        result = subprocess.run(
+            ["rabbitmqctl", "-q", f"list_{kind}", "name"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        names += [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
+    return names
