@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.core import requeue
 from services.core.events import EventType, record_event
 from services.core.jobs import ThumbnailJob, enqueue_job
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord, fetch_photo
@@ -104,20 +105,6 @@ class Catalogue:
             return photo
 
     async def requeue_failed(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
-        """A failed photo back to pending with its attempts reset, and a new job.
-
-        None when the photo is not failed (or does not exist)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE photos SET thumbnail_status = 'pending', thumbnail_attempts = 0,"
-                " thumbnail_error = '', updated_at = clock_timestamp()"
-                " WHERE id = $1 AND workspace_id = $2 AND thumbnail_status = 'failed'"
-                f" RETURNING {PHOTO_COLUMNS}",
-                photo_id,
-                workspace_id,
-            )
-            if row is None:
-                return None
-            photo = PhotoRecord.from_row(row)
-            await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
-            return photo
+        """A failed photo back to pending with its attempts reset, and a new job; None when
+        the photo is not failed (or does not exist)."""
+        return await requeue.requeue_failed(self._pool, workspace_id, photo_id)
