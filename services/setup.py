@@ -20,7 +20,7 @@ async def prepare(settings: Settings) -> None:
     await database.prepare(settings.database_url)
     connection = await broker.connect(settings.amqp_url, "thumbwire-setup")
     try:
-        await declare_topology(await connection.channel(), Topology(settings.namespace))
+        await declare_topology(await connection.channel(), Topology.from_settings(settings))
     finally:
         await connection.close()
     await ObjectStore.from_settings(settings).ensure_bucket()

@@ -60,6 +60,8 @@ def settings(s3_server: EmbeddedS3Server) -> Settings:
         thumbnailer_metrics_addr=free_address(),
         outbox_poll_interval_s=0.2,
         thumbnailer_concurrency=2,
+        # The ladder is 100, 200, 400, 800 ms: every rung runs in a test within seconds.
+        retry_base_ms=100,
     )
 
 
@@ -81,7 +83,7 @@ async def store(settings: Settings) -> ObjectStore:
 
 @pytest.fixture(scope="session")
 def topology(settings: Settings) -> Topology:
-    return Topology(settings.namespace)
+    return Topology.from_settings(settings)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +97,8 @@ async def amqp(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
 async def exchanges(
     amqp: AbstractRobustConnection, topology: Topology
 ) -> dict[str, AbstractExchange]:
-    channel = await amqp.channel()
+    # As the services publish: an unroutable mandatory message raises.
+    channel = await amqp.channel(on_return_raises=True)
     return await declare_topology(channel, topology)
 
 

@@ -3,6 +3,9 @@ declared through them come back by themselves after the broker returns."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
@@ -19,4 +22,17 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(
         amqp_url, client_properties={"connection_name": name}, reconnect_interval=1.0
+    )
+
+
+def persistent_message(
+    body: bytes, message_id: str, headers: Mapping[str, Any] | None = None
+) -> aio_pika.Message:
+    """A JSON message that survives a broker restart (on durable queues)."""
+    return aio_pika.Message(
+        body=body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        headers=dict(headers or {}),
     )

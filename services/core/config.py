@@ -36,6 +36,11 @@ class Settings:
     # How often an idle outbox relay looks for rows it was not woken for.
     outbox_poll_interval_s: float = 1.0
     sse_heartbeat_s: float = 10.0
+    # A photo unfinished and untouched this long, with no job in the outbox, gets a new job
+    # (its job was lost); keep it above the longest wait you expect in the jobs queue.
+    sweep_age_s: float = 600.0
+    # How often each thumbnailer looks for such photos (one of them sweeps at a time).
+    sweep_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

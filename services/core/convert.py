@@ -62,6 +62,8 @@ def event_to_proto(event: EventRecord, base_url: str) -> notifier_pb2.PhotoEvent
         item_id=event.item_id,
         error=event.error,
         occurred_at=occurred_at,
+        attempt=event.attempt,
+        retry_delay_ms=event.retry_delay_ms,
     )
     if event.photo is not None:
         message.photo.CopyFrom(photo_to_proto(event.photo, base_url))
@@ -91,6 +93,8 @@ def event_to_json(event: EventRecord, base_url: str) -> dict[str, Any]:
         "thumbnails": photo["thumbnails"] if photo else [],
         "placeholder": photo["placeholder"] if photo else "",
         "error": event.error,
+        "attempt": event.attempt,
+        "retry_delay_ms": event.retry_delay_ms,
         "occurred_at": event.occurred_at.isoformat(),
         "photo": photo,
     }

@@ -41,6 +41,12 @@ class EventRecord:
     photo: PhotoRecord | None
     error: str
     occurred_at: datetime
+    retry_delay_ms: int = 0  # photo.thumbnail_retrying: the wait before the next attempt
+
+    @property
+    def attempt(self) -> int:
+        """The attempts made when the event happened (the one in progress included)."""
+        return self.photo.thumbnail_attempts if self.photo else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +58,7 @@ class EventRecord:
             "photo": self.photo.to_json() if self.photo else None,
             "error": self.error,
             "occurred_at": self.occurred_at.isoformat(),
+            "retry_delay_ms": self.retry_delay_ms,
         }
 
     @classmethod
@@ -65,6 +72,7 @@ class EventRecord:
             photo=PhotoRecord.from_json(data["photo"]) if data.get("photo") else None,
             error=data.get("error", ""),
             occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            retry_delay_ms=int(data.get("retry_delay_ms", 0)),
         )
 
     @classmethod
@@ -78,25 +86,31 @@ class EventRecord:
             photo=PhotoRecord.from_json(row["photo"]) if row["photo"] else None,
             error=row["error"],
             occurred_at=row["occurred_at"],
+            retry_delay_ms=row["retry_delay_ms"],
         )
 
 
 async def record_event(
-    conn: asyncpg.Connection, type_: EventType, photo: PhotoRecord, error: str = ""
+    conn: asyncpg.Connection,
+    type_: EventType,
+    photo: PhotoRecord,
+    error: str = "",
+    retry_delay_ms: int = 0,
 ) -> EventRecord:
     """Appends an event for `photo` and queues it for the notifiers. Call inside a transaction."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))", _EVENT_LOCK_CLASS, photo.workspace_id
     )
     row = await conn.fetchrow(
-        "INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, occurred_at",
+        "INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error, retry_delay_ms)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, occurred_at",
         photo.workspace_id,
         str(type_),
         photo.id,
         photo.item_id,
         photo.to_json(),
         error,
+        retry_delay_ms,
     )
     event = EventRecord(
         id=row["id"],
@@ -107,6 +121,7 @@ async def record_event(
         photo=photo,
         error=error,
         occurred_at=row["occurred_at"],
+        retry_delay_ms=retry_delay_ms,
     )
     body = json.dumps(event.to_json()).encode()
     await outbox.enqueue(conn, "events", str(type_), body)
@@ -118,8 +133,8 @@ async def events_after(
 ) -> list[EventRecord]:
     """A workspace's events with ids above `after_id`, oldest first."""
     rows = await conn.fetch(
-        "SELECT id, type, workspace_id, photo_id, item_id, photo, error, occurred_at"
-        " FROM events WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        "SELECT id, type, workspace_id, photo_id, item_id, photo, error, occurred_at,"
+        " retry_delay_ms FROM events WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         workspace_id,
         after_id,
         limit,

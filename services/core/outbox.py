@@ -13,11 +13,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from services.core.broker import BROKER_ERRORS
+from services.core.broker import BROKER_ERRORS, persistent_message
 from services.core.database import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -110,13 +109,7 @@ class OutboxRelay:
             return len(rows)
 
     async def _publish(self, row: asyncpg.Record) -> None:
-        message = aio_pika.Message(
-            body=row["body"],
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=f"outbox-{row['id']}",
-            headers=row["headers"],
-        )
+        message = persistent_message(row["body"], f"outbox-{row['id']}", row["headers"])
         # A job nobody can receive must stay in the outbox; an event nobody listens to is
         # still in the event log, so it need not be routed.
         mandatory = row["exchange"] == "jobs"

@@ -37,7 +37,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         resources.push_async_callback(connection.close)
         hub = Hub()
-        consumer = EventConsumer(connection, Topology(settings.namespace), hub, instance_id)
+        consumer = EventConsumer(connection, Topology.from_settings(settings), hub, instance_id)
         resources.push_async_callback(consumer.close)
         await consumer.start()
         deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub)

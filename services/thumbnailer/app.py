@@ -12,10 +12,12 @@ from services.core.outbox import OutboxRelay
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
 from services.thumbnailer.consumer import JobConsumer
+from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import ThumbnailProcessor
 from services.thumbnailer.rendering import RenderPool
 from services.thumbnailer.status_server import StatusServer
+from services.thumbnailer.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         connection = await broker.connect(settings.amqp_url, "thumbnailer")
         stack.push_async_callback(connection.close)
         publish_channel = await connection.channel(on_return_raises=True)
-        topology = Topology(settings.namespace)
+        topology = Topology.from_settings(settings)
         exchanges = await declare_topology(publish_channel, topology)
         renderer = RenderPool(settings.concurrency, settings.max_pixels)
         stack.push_async_callback(renderer.close)
@@ -48,7 +50,19 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         stack.push_async_callback(cancel_and_wait, relay_task)
 
-        processor = ThumbnailProcessor(pool, ObjectStore.from_settings(settings), renderer)
+        sweeper = Sweeper(
+            pool, settings.sweep_age_s, settings.sweep_interval_s, on_swept=metrics.swept.inc
+        )
+        sweeper_task = asyncio.create_task(sweeper.run(), name="sweeper")
+        stack.push_async_callback(cancel_and_wait, sweeper_task)
+
+        processor = ThumbnailProcessor(
+            pool,
+            ObjectStore.from_settings(settings),
+            renderer,
+            topology.retry,
+            ExchangeJobPublisher(exchanges["jobs"]),
+        )
         consumer = JobConsumer(
             connection,
             topology.jobs_queue,

@@ -15,7 +15,7 @@ from aio_pika.abc import (
 )
 
 from services.core.broker import BROKER_ERRORS
-from services.core.jobs import InvalidJob, ThumbnailJob
+from services.core.jobs import InvalidJob, JobHistory, ThumbnailJob
 from services.core.topology import QUORUM
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import Outcome, ThumbnailProcessor
@@ -104,7 +104,7 @@ class JobConsumer:
             log.error("message %s rejected: %s", message.message_id, exc)
             return Outcome.REJECTED
         try:
-            return await self._processor.process(job)
+            return await self._processor.process(job, JobHistory.from_headers(message.headers))
         except Exception:
             # The top-level guard: a bug met by one job must not stop the consumer. The job
             # goes back to the queue, after a pause so that it does not spin.

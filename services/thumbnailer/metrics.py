@@ -29,6 +29,11 @@ class ThumbnailerMetrics:
             "Jobs being processed now.",
             registry=self.registry,
         )
+        self.swept = Counter(
+            "thumbwire_thumbnailer_swept_photos",
+            "Unfinished photos given a new job because theirs was lost.",
+            registry=self.registry,
+        )
         for outcome in Outcome:  # every outcome shows from the start, at zero
             self.jobs.labels(outcome=str(outcome))
 

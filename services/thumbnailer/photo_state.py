@@ -1,4 +1,5 @@
-"""The thumbnailer's status changes, each one transaction with its event.
+"""The thumbnailer's status changes, each one transaction with its event (and, for a retry or
+a failure, the job's next message through the outbox).
 
 Every UPDATE is guarded by the status it expects, so that a redelivered job, a concurrent
 worker or a deletion in the meantime turns a change into a no-op (None) instead of a wrong
@@ -6,25 +7,42 @@ state or a second event."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
 from services.core.events import EventType, record_event
+from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord, StoredThumbnail
+from services.core.topology import PARKED_ROUTING_KEY, retry_routing_key
+
+# The attempt is the later of the header's count and one more than the row's: a delivery
+# that comes back after a crash (same header) still counts as a new attempt, and a count the
+# database missed while it was unreachable (the header ran ahead) is caught up.
+_NEXT_ATTEMPT = "GREATEST(thumbnail_attempts + 1, $3)"
 
 _CLAIM = f"""
-UPDATE photos SET thumbnail_status = 'processing',
-                  thumbnail_attempts = thumbnail_attempts + 1,
+UPDATE photos SET thumbnail_status = 'processing', thumbnail_attempts = {_NEXT_ATTEMPT},
                   updated_at = clock_timestamp()
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status IN ('pending', 'processing')
+   AND {_NEXT_ATTEMPT} <= $4
 RETURNING {PHOTO_COLUMNS}"""
+
+_ATTEMPTS_IF_UNFINISHED = """
+SELECT thumbnail_attempts FROM photos
+ WHERE id = $1 AND workspace_id = $2 AND thumbnail_status IN ('pending', 'processing')"""
 
 _COMPLETE = f"""
 UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3, thumbnail_error = '',
                   updated_at = clock_timestamp()
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status = 'processing'
+RETURNING {PHOTO_COLUMNS}"""
+
+_RETRY_LATER = f"""
+UPDATE photos SET thumbnail_status = 'pending', thumbnail_error = $3,
+                  updated_at = clock_timestamp()
+ WHERE id = $1 AND workspace_id = $2 AND thumbnail_status IN ('pending', 'processing')
 RETURNING {PHOTO_COLUMNS}"""
 
 _FAIL = f"""
@@ -33,34 +51,80 @@ UPDATE photos SET thumbnail_status = 'failed', thumbnail_error = $3,
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status IN ('pending', 'processing')
 RETURNING {PHOTO_COLUMNS}"""
 
+AfterChange = Callable[[asyncpg.Connection, PhotoRecord], Awaitable[object]]
 
-async def claim(pool: asyncpg.Pool, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
-    """pending/processing -> processing, one more attempt; None if the photo is not due."""
-    return await _transition(pool, _CLAIM, (photo_id, workspace_id), EventType.PROCESSING)
+
+@dataclass(frozen=True)
+class Exhausted:
+    """The photo is due, but every attempt it may have has been made."""
+
+    attempts: int
+
+
+async def claim(
+    pool: asyncpg.Pool, job: ThumbnailJob, attempt: int, max_attempts: int
+) -> PhotoRecord | Exhausted | None:
+    """pending/processing -> processing as the next attempt; Exhausted if that would be one
+    too many; None if the photo is not due (deleted, complete or failed)."""
+    args = (job.photo_id, job.workspace_id, attempt, max_attempts)
+    claimed = await _transition(pool, _CLAIM, args, EventType.PROCESSING)
+    if claimed is not None:
+        return claimed
+    attempts = await pool.fetchval(_ATTEMPTS_IF_UNFINISHED, job.photo_id, job.workspace_id)
+    return None if attempts is None else Exhausted(attempts)
 
 
 async def complete(
-    pool: asyncpg.Pool,
-    workspace_id: str,
-    photo_id: uuid.UUID,
-    thumbnails: Sequence[StoredThumbnail],
+    pool: asyncpg.Pool, job: ThumbnailJob, thumbnails: Sequence[StoredThumbnail]
 ) -> PhotoRecord | None:
     """processing -> complete with its thumbnails; None if deleted or finished elsewhere."""
     stored = [t.to_json() for t in thumbnails]
-    return await _transition(pool, _COMPLETE, (photo_id, workspace_id, stored), EventType.READY)
+    args = (job.photo_id, job.workspace_id, stored)
+    return await _transition(pool, _COMPLETE, args, EventType.READY)
 
 
-async def fail(
-    pool: asyncpg.Pool, workspace_id: str, photo_id: uuid.UUID, reason: str
+async def retry_later(
+    pool: asyncpg.Pool, job: ThumbnailJob, attempt: int, reason: str, delay_ms: int
 ) -> PhotoRecord | None:
-    """pending/processing -> failed with `reason`; None if deleted or finished elsewhere."""
-    args = (photo_id, workspace_id, reason)
-    return await _transition(pool, _FAIL, args, EventType.FAILED, error=reason)
+    """pending/processing -> pending after failed `attempt`, a photo.thumbnail_retrying event,
+    and attempt + 1 on the retry queue of `delay_ms`; None if deleted or finished elsewhere.
+
+    Pending is accepted too: an attempt whose claim the database missed (it was unreachable)
+    and which failed on it must still go on to the next attempt."""
+
+    async def send_to_retry_queue(conn: asyncpg.Connection, photo: PhotoRecord) -> None:
+        history = JobHistory(attempt + 1, reason)
+        await enqueue_job(conn, job, history, retry_routing_key(delay_ms))
+
+    args = (job.photo_id, job.workspace_id, reason)
+    return await _transition(
+        pool,
+        _RETRY_LATER,
+        args,
+        EventType.RETRYING,
+        error=reason,
+        retry_delay_ms=delay_ms,
+        after=send_to_retry_queue,
+    )
 
 
-async def exists(pool: asyncpg.Pool, workspace_id: str, photo_id: uuid.UUID) -> bool:
+async def fail(pool: asyncpg.Pool, job: ThumbnailJob, reason: str) -> PhotoRecord | None:
+    """pending/processing -> failed with `reason`, its one photo.thumbnail_failed event, and
+    the job parked for `thumbwire dlq`; None if deleted or finished elsewhere."""
+
+    async def park(conn: asyncpg.Connection, photo: PhotoRecord) -> None:
+        history = JobHistory(photo.thumbnail_attempts, reason)
+        await enqueue_job(conn, job, history, PARKED_ROUTING_KEY)
+
+    args = (job.photo_id, job.workspace_id, reason)
+    return await _transition(pool, _FAIL, args, EventType.FAILED, error=reason, after=park)
+
+
+async def exists(pool: asyncpg.Pool, job: ThumbnailJob) -> bool:
     found = await pool.fetchval(
-        "SELECT true FROM photos WHERE id = $1 AND workspace_id = $2", photo_id, workspace_id
+        "SELECT true FROM photos WHERE id = $1 AND workspace_id = $2",
+        job.photo_id,
+        job.workspace_id,
     )
     return bool(found)
 
@@ -71,11 +135,15 @@ async def _transition(
     args: tuple[object, ...],
     event_type: EventType,
     error: str = "",
+    retry_delay_ms: int = 0,
+    after: AfterChange | None = None,
 ) -> PhotoRecord | None:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(sql, *args)
         if row is None:
             return None
         photo = PhotoRecord.from_row(row)
-        await record_event(conn, event_type, photo, error=error)
+        await record_event(conn, event_type, photo, error=error, retry_delay_ms=retry_delay_ms)
+        if after is not None:
+            await after(conn, photo)
         return photo

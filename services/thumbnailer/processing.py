@@ -1,4 +1,5 @@
-"""One thumbnail job, from the photo row to its three stored thumbnails and its events."""
+"""One attempt at a thumbnail job, from the photo row to its three stored thumbnails and its
+events; a failed attempt is retried later, or given up, here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Protocol
 
 import asyncpg
 
+from services.core.broker import BROKER_ERRORS
 from services.core.database import DATABASE_ERRORS
-from services.core.jobs import ThumbnailJob
+from services.core.jobs import JobHistory, ThumbnailJob
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
     PhotoRecord,
@@ -19,22 +21,25 @@ from services.core.photos import (
     original_key,
     thumbnail_key,
 )
+from services.core.retry import RetryPolicy
 from services.core.storage import ObjectStore
+from services.core.topology import retry_routing_key
 from services.thumbnailer import photo_state
-from services.thumbnailer.failures import EXPECTED_ERRORS, Failure, classify
+from services.thumbnailer.failures import EXPECTED_ERRORS, Failure, FailureKind, classify
 from services.thumbnailer.imaging import RenderedThumbnail, Rendition
 
 log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
-    """What became of a job; it decides ack, reject or nack, and labels the metrics."""
+    """What became of a delivery; it decides ack, reject or nack, and labels the metrics."""
 
     COMPLETED = "completed"
-    FAILED = "failed"
+    RETRYING = "retrying"  # this attempt failed; the next one waits in a retry queue
+    FAILED = "failed"  # given up: the photo is failed and the job parked
     DROPPED = "dropped"  # nothing to do: the photo is gone, finished, or not due
     REJECTED = "rejected"  # not a thumbnail job at all
-    REQUEUED = "requeued"  # back to the queue: the failure could not even be recorded
+    REQUEUED = "requeued"  # back to the queue: neither the database nor the broker took it
     INTERRUPTED = "interrupted"  # cut short by shutdown; the broker redelivers it
 
 
@@ -42,29 +47,49 @@ class Renderer(Protocol):
     async def render(self, data: bytes) -> Rendition: ...
 
 
-class ThumbnailProcessor:
-    """Runs jobs; never raises the errors it expects, it turns them into an Outcome."""
+class JobPublisher(Protocol):
+    """Publishes a job straight to the broker (confirmed), for when the outbox's database is
+    the thing that is down."""
 
-    def __init__(self, pool: asyncpg.Pool, store: ObjectStore, renderer: Renderer) -> None:
+    async def publish(self, job: ThumbnailJob, history: JobHistory, routing_key: str) -> None: ...
+
+
+class ThumbnailProcessor:
+    """Runs attempts; never raises the errors it expects, it turns them into an Outcome."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: ObjectStore,
+        renderer: Renderer,
+        policy: RetryPolicy | None = None,
+        publisher: JobPublisher | None = None,
+    ) -> None:
         self._pool = pool
         self._store = store
         self._renderer = renderer
+        self._policy = policy or RetryPolicy()
+        self._publisher = publisher
 
-    async def process(self, job: ThumbnailJob) -> Outcome:
+    async def process(self, job: ThumbnailJob, history: JobHistory | None = None) -> Outcome:
+        history = history or JobHistory()
+        attempt = history.attempt  # until the database has counted it
         try:
-            return await self._process(job)
+            claimed = await photo_state.claim(
+                self._pool, job, history.attempt, self._policy.max_attempts
+            )
+            if claimed is None:
+                log.info("photo %s is deleted or not due: job dropped", job.photo_id)
+                return Outcome.DROPPED
+            if isinstance(claimed, photo_state.Exhausted):
+                return await self._give_up(
+                    job, claimed.attempts, _exhausted_reason(claimed, history)
+                )
+            attempt = claimed.thumbnail_attempts
+            thumbnails = await self._render_and_store(claimed)
+            return await self._finish(job, thumbnails)
         except EXPECTED_ERRORS as exc:
-            return await self._handle_failure(job, classify(exc))
-
-    async def _process(self, job: ThumbnailJob) -> Outcome:
-        # The claim's guard is the one check of whether the job is due: a separate look-up
-        # first would cost a query per job and could still be outdated by the claim.
-        claimed = await photo_state.claim(self._pool, job.workspace_id, job.photo_id)
-        if claimed is None:
-            log.info("photo %s is deleted or not due (complete, failed): job dropped", job.photo_id)
-            return Outcome.DROPPED
-        thumbnails = await self._render_and_store(claimed)
-        return await self._finish(job, thumbnails)
+            return await self._after_failure(job, attempt, classify(exc))
 
     async def _render_and_store(self, photo: PhotoRecord) -> list[StoredThumbnail]:
         original = await self._store.get(original_key(photo.workspace_id, photo.id))
@@ -79,11 +104,10 @@ class ThumbnailProcessor:
         await self._store.put(key, thumbnail.data, THUMBNAIL_CONTENT_TYPE)
 
     async def _finish(self, job: ThumbnailJob, thumbnails: list[StoredThumbnail]) -> Outcome:
-        done = await photo_state.complete(self._pool, job.workspace_id, job.photo_id, thumbnails)
-        if done is not None:
+        if await photo_state.complete(self._pool, job, thumbnails) is not None:
             log.info("photo %s: thumbnails ready", job.photo_id)
             return Outcome.COMPLETED
-        if await photo_state.exists(self._pool, job.workspace_id, job.photo_id):
+        if await photo_state.exists(self._pool, job):
             # Another delivery of the same job finished first; the keys are the same, so the
             # objects it recorded are the ones just written.
             log.info("photo %s was finished by another delivery: job dropped", job.photo_id)
@@ -93,18 +117,58 @@ class ThumbnailProcessor:
         await self._store.delete_many(keys)
         return Outcome.DROPPED
 
-    async def _handle_failure(self, job: ThumbnailJob, failure: Failure) -> Outcome:
-        log.warning("photo %s: %s failure: %s", job.photo_id, failure.kind, failure.reason)
-        # The first, simple path: every failure fails the photo at once, when the database can
-        # record it. The retry ladder will send FailureKind.TRANSIENT to a delayed retry here.
-        return await self._fail_photo(job, failure)
+    async def _after_failure(self, job: ThumbnailJob, attempt: int, failure: Failure) -> Outcome:
+        log.warning(
+            "photo %s: attempt %d: %s failure: %s",
+            job.photo_id,
+            attempt,
+            failure.kind,
+            failure.reason,
+        )
+        if failure.kind is FailureKind.PERMANENT or self._policy.is_last(attempt):
+            return await self._give_up(job, attempt, failure.reason)
+        return await self._retry_later(job, attempt, failure.reason)
 
-    async def _fail_photo(self, job: ThumbnailJob, failure: Failure) -> Outcome:
+    async def _retry_later(self, job: ThumbnailJob, attempt: int, reason: str) -> Outcome:
+        delay_ms = self._policy.delay_ms(attempt)
         try:
-            failed = await photo_state.fail(
-                self._pool, job.workspace_id, job.photo_id, failure.reason
-            )
-        except DATABASE_ERRORS as exc:
-            log.warning("photo %s: cannot record the failure (%s): job requeued", job.photo_id, exc)
+            retrying = await photo_state.retry_later(self._pool, job, attempt, reason, delay_ms)
+        except DATABASE_ERRORS:
+            # The retry cannot be recorded, so its event is not sent; the job still waits its
+            # turn on the ladder, and the header carries the count the database missed.
+            return await self._publish_directly(job, JobHistory(attempt + 1, reason), delay_ms)
+        return Outcome.RETRYING if retrying is not None else Outcome.DROPPED
+
+    async def _give_up(self, job: ThumbnailJob, attempt: int, reason: str) -> Outcome:
+        try:
+            failed = await photo_state.fail(self._pool, job, reason)
+        except DATABASE_ERRORS:
+            # A failure that cannot be recorded must not be lost: the same attempt comes back
+            # after the ladder's delay, until the database can take it.
+            delay_ms = self._policy.delay_ms(attempt)
+            return await self._publish_directly(job, JobHistory(attempt, reason), delay_ms)
+        if failed is None:
+            return Outcome.DROPPED
+        log.info("photo %s failed after %d attempts: %s", job.photo_id, attempt, reason)
+        return Outcome.FAILED
+
+    async def _publish_directly(
+        self, job: ThumbnailJob, history: JobHistory, delay_ms: int
+    ) -> Outcome:
+        if self._publisher is None:
             return Outcome.REQUEUED
-        return Outcome.FAILED if failed is not None else Outcome.DROPPED
+        try:
+            await self._publisher.publish(job, history, retry_routing_key(delay_ms))
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "photo %s: cannot reach the broker either (%s): requeued", job.photo_id, exc
+            )
+            return Outcome.REQUEUED
+        log.warning("photo %s: database unreachable: next attempt in %d ms", job.photo_id, delay_ms)
+        return Outcome.RETRYING
+
+
+def _exhausted_reason(exhausted: photo_state.Exhausted, history: JobHistory) -> str:
+    if history.last_error:
+        return history.last_error
+    return f"gave up after {exhausted.attempts} attempts: the last one never finished"

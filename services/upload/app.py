@@ -30,7 +30,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
     try:
         channel = await connection.channel(on_return_raises=True)
-        exchanges = await declare_topology(channel, Topology(settings.namespace))
+        exchanges = await declare_topology(channel, Topology.from_settings(settings))
         relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
         server = _grpc_server(
             settings,

@@ -10,9 +10,8 @@ import json
 import os
 import signal
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, fields
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from pathlib import Path
 
 import aio_pika
@@ -23,9 +22,8 @@ from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from PIL import Image
 
 from services.core.config import Settings
-from services.core.events import EventRecord, EventType, events_after
+from services.core.events import EventType
 from services.core.jobs import ThumbnailJob
-from services.core.outbox import OutboxRelay
 from services.core.photos import (
     PhotoRecord,
     ThumbnailSize,
@@ -36,7 +34,6 @@ from services.core.photos import (
 )
 from services.core.storage import ObjectNotFound, ObjectStore
 from services.core.topology import Topology
-from services.thumbnailer.app import cancel_and_wait
 from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.metrics import ThumbnailerMetrics
@@ -44,95 +41,15 @@ from services.thumbnailer.processing import Outcome, ThumbnailProcessor
 from services.thumbnailer.rendering import RenderPool
 from tests.support.images import jpeg
 from tests.support.seed import delete_photo, enqueue, seed_photo
+from tests.support.thumbnailing import (
+    WAIT_S,
+    Thumbnailer,
+    photo_events,
+    wait_for_status,
+    wait_until,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WAIT_S = 20.0
-
-
-class RecordingProcessor(ThumbnailProcessor):
-    """The real processor, noting each job's outcome so a test can wait for its own job."""
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
-        self.outcomes: dict[uuid.UUID, list[Outcome]] = {}
-
-    async def process(self, job: ThumbnailJob) -> Outcome:
-        outcome = await super().process(job)
-        self.outcomes.setdefault(job.photo_id, []).append(outcome)
-        return outcome
-
-
-@dataclass
-class Thumbnailer:
-    processor: RecordingProcessor
-    metrics: ThumbnailerMetrics
-
-    async def outcomes(self, photo: PhotoRecord, count: int = 1) -> list[Outcome]:
-        """The outcomes of the photo's jobs, once `count` of them have ended."""
-        await wait_until(lambda: _async(len(self.processor.outcomes.get(photo.id, [])) >= count))
-        return self.processor.outcomes[photo.id]
-
-
-@pytest.fixture(scope="module")
-async def renderer(settings: Settings) -> AsyncIterator[RenderPool]:
-    render_pool = RenderPool(2, settings.max_pixels)
-    yield render_pool
-    await render_pool.close()
-
-
-@pytest.fixture
-async def relay(pool: asyncpg.Pool, exchanges: dict[str, AbstractExchange]) -> AsyncIterator[None]:
-    """Publishes the outbox (the seeded jobs, the thumbnailer's events) while a test runs."""
-    relay_task = asyncio.create_task(OutboxRelay(pool, exchanges, 0.2).run())
-    yield
-    await cancel_and_wait(relay_task)
-
-
-@pytest.fixture
-async def thumbnailer(
-    pool: asyncpg.Pool,
-    store: ObjectStore,
-    amqp: AbstractRobustConnection,
-    topology: Topology,
-    renderer: RenderPool,
-    relay: None,
-) -> AsyncIterator[Thumbnailer]:
-    """The consumer and an outbox relay, as the service wires them, on the test run's names."""
-    metrics = ThumbnailerMetrics()
-    processor = RecordingProcessor(pool, store, renderer)
-    consumer = JobConsumer(amqp, topology.jobs_queue, processor, metrics, 2, requeue_delay_s=0.1)
-    await consumer.start()
-    yield Thumbnailer(processor, metrics)
-    await consumer.stop(grace_s=5)
-
-
-async def _async(value: bool) -> bool:
-    return value
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = WAIT_S) -> None:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.05)
-
-
-async def wait_for_status(pool: asyncpg.Pool, photo: PhotoRecord) -> PhotoRecord:
-    """The photo once it is complete or failed."""
-
-    async def finished() -> bool:
-        current = await fetch_photo(pool, photo.workspace_id, photo.id)
-        return current is not None and current.thumbnail_status in ("complete", "failed")
-
-    await wait_until(finished)
-    current = await fetch_photo(pool, photo.workspace_id, photo.id)
-    assert current is not None
-    return current
-
-
-async def photo_events(pool: asyncpg.Pool, photo: PhotoRecord) -> list[EventRecord]:
-    return [e for e in await events_after(pool, photo.workspace_id, 0) if e.photo_id == photo.id]
 
 
 async def test_a_photo_gets_three_webp_thumbnails_and_its_events(

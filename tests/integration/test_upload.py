@@ -107,7 +107,7 @@ async def test_upload_stores_original_and_records_pending_photo(
 
 
 async def test_relay_publishes_the_job(service: UploadService, amqp) -> None:
-    topo = Topology(service.settings.namespace)
+    topo = Topology.from_settings(service.settings)
     ws = workspace()
     photo = await upload(service.stub, ws, "item-1", images.jpeg(64, 48))
     channel = await amqp.channel()

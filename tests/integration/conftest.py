@@ -1,0 +1,68 @@
+"""The thumbnailer's parts wired as the service wires them, in the test process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+
+from services.core.config import Settings
+from services.core.outbox import OutboxRelay
+from services.core.storage import ObjectStore
+from services.core.topology import Topology
+from services.thumbnailer.app import cancel_and_wait
+from services.thumbnailer.consumer import JobConsumer
+from services.thumbnailer.direct_publish import ExchangeJobPublisher
+from services.thumbnailer.metrics import ThumbnailerMetrics
+from services.thumbnailer.rendering import RenderPool
+from tests.support.thumbnailing import RecordingProcessor, Thumbnailer
+
+
+@pytest.fixture(scope="module")
+async def renderer(settings: Settings) -> AsyncIterator[RenderPool]:
+    render_pool = RenderPool(2, settings.max_pixels)
+    yield render_pool
+    await render_pool.close()
+
+
+@pytest.fixture
+async def relay(pool: asyncpg.Pool, exchanges: dict[str, AbstractExchange]) -> AsyncIterator[None]:
+    """Publishes the outbox (the seeded jobs, the thumbnailer's events) while a test runs."""
+    relay_task = asyncio.create_task(OutboxRelay(pool, exchanges, 0.2).run())
+    yield
+    await cancel_and_wait(relay_task)
+
+
+async def start_thumbnailer(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    renderer: RenderPool,
+    exchanges: dict[str, AbstractExchange],
+) -> tuple[Thumbnailer, JobConsumer]:
+    metrics = ThumbnailerMetrics()
+    publisher = ExchangeJobPublisher(exchanges["jobs"])
+    processor = RecordingProcessor(pool, store, renderer, topology.retry, publisher)
+    consumer = JobConsumer(amqp, topology.jobs_queue, processor, metrics, 2, requeue_delay_s=0.1)
+    await consumer.start()
+    return Thumbnailer(processor, metrics), consumer
+
+
+@pytest.fixture
+async def thumbnailer(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    renderer: RenderPool,
+    exchanges: dict[str, AbstractExchange],
+    relay: None,
+) -> AsyncIterator[Thumbnailer]:
+    """The consumer and an outbox relay, as the service wires them, on the test run's names."""
+    running, consumer = await start_thumbnailer(pool, store, amqp, topology, renderer, exchanges)
+    yield running
+    await consumer.stop(grace_s=5)

@@ -1,0 +1,263 @@
+"""The retry ladder against the real broker, database and S3 server: transient failures wait in
+the TTL queues and come back, permanent ones and the last attempt park the job, and nothing is
+lost when the database itself is what fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import aio_pika
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+
+from services.core import database
+from services.core.config import Settings
+from services.core.events import EventType
+from services.core.jobs import ATTEMPT_HEADER, ERROR_HEADER, JobHistory, ThumbnailJob
+from services.core.photos import PhotoRecord, ThumbnailStatus
+from services.core.storage import ObjectStore
+from services.core.topology import Topology
+from services.thumbnailer.direct_publish import ExchangeJobPublisher
+from services.thumbnailer.processing import Outcome, ThumbnailProcessor
+from services.thumbnailer.rendering import RenderPool
+from tests.integration.conftest import start_thumbnailer
+from tests.support.images import jpeg
+from tests.support.seed import seed_photo
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.thumbnailing import Thumbnailer, photo_events, wait_for_status, wait_until
+
+
+@pytest.fixture
+def s3_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    assert settings.s3_endpoint is not None
+    proxy = TcpProxy(settings.s3_endpoint.split("://", 1)[1]).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+async def cut_off_thumbnailer(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    renderer: RenderPool,
+    exchanges: dict[str, AbstractExchange],
+    relay: None,
+    s3_proxy: TcpProxy,
+) -> AsyncIterator[Thumbnailer]:
+    """A thumbnailer that reaches object storage only through the test's proxy."""
+    proxied = dataclasses.replace(settings, s3_endpoint=f"http://{s3_proxy.address}")
+    store = ObjectStore.from_settings(proxied)
+    running, consumer = await start_thumbnailer(pool, store, amqp, topology, renderer, exchanges)
+    yield running
+    await consumer.stop(grace_s=5)
+
+
+def event_types(events: list) -> list[EventType]:
+    return [e.type for e in events]
+
+
+async def test_the_retry_queues_hold_jobs_their_delay_then_dead_letter_them_back(
+    topology: Topology, exchanges: dict[str, AbstractExchange]
+) -> None:
+    declared = {q["name"]: {k: v for k, _type, v in q["arguments"]} for q in _queues()}
+    assert topology.retry.delays_ms() == [100, 200, 400, 800]
+    for delay_ms in topology.retry.delays_ms():
+        arguments = declared[topology.retry_queue(delay_ms)]
+        assert arguments["x-queue-type"] == "quorum"
+        assert arguments["x-message-ttl"] == delay_ms
+        assert arguments["x-dead-letter-exchange"] == topology.jobs_exchange
+        assert arguments["x-dead-letter-routing-key"] == "thumbnail"
+        assert arguments["x-dead-letter-strategy"] == "at-least-once"
+        assert arguments["x-overflow"] == "reject-publish"
+    assert declared[topology.parked_queue]["x-queue-type"] == "quorum"
+
+
+def _queues() -> list[dict]:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "arguments", "--formatter", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+async def test_storage_cut_off_for_a_while_retries_with_growing_delays_then_completes(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    s3_proxy: TcpProxy,
+    cut_off_thumbnailer: Thumbnailer,
+) -> None:
+    s3_proxy.cut()
+    photo = await seed_photo(pool, store, jpeg(640, 480))
+
+    async def retried_twice() -> bool:
+        return event_types(await photo_events(pool, photo)).count(EventType.RETRYING) >= 2
+
+    await wait_until(retried_twice)
+    s3_proxy.restore()
+    done = await wait_for_status(pool, photo)
+
+    assert done.thumbnail_status == ThumbnailStatus.COMPLETE, done.thumbnail_error
+    assert done.thumbnail_error == ""
+    events = await photo_events(pool, photo)
+    retries = [e for e in events if e.type == EventType.RETRYING]
+    attempts = len(retries) + 1
+    assert done.thumbnail_attempts == attempts
+    assert event_types(events) == [
+        EventType.UPLOADED,
+        *[EventType.PROCESSING, EventType.RETRYING] * len(retries),
+        EventType.PROCESSING,
+        EventType.READY,
+    ]
+    assert [e.retry_delay_ms for e in retries] == [100 * 2**n for n in range(len(retries))]
+    assert [e.attempt for e in retries] == list(range(1, attempts))
+    assert all("storage" in e.error for e in retries)
+    _assert_each_retry_waited_its_delay(events)
+
+
+def _assert_each_retry_waited_its_delay(events: list) -> None:
+    """A retry's next attempt starts no sooner than the delay its queue holds it."""
+    for retry, following in itertools.pairwise(events):
+        if retry.type == EventType.RETRYING:
+            waited_ms = (following.occurred_at - retry.occurred_at).total_seconds() * 1000
+            assert waited_ms >= retry.retry_delay_ms * 0.9, (retry, following)
+
+
+async def test_storage_cut_off_for_good_fails_after_the_last_attempt_and_parks_the_job(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    s3_proxy: TcpProxy,
+    cut_off_thumbnailer: Thumbnailer,
+) -> None:
+    s3_proxy.cut()
+    photo = await seed_photo(pool, store, jpeg(640, 480))
+    done = await wait_for_status(pool, photo)
+
+    assert done.thumbnail_status == ThumbnailStatus.FAILED
+    assert done.thumbnail_attempts == 5
+    assert "storage" in done.thumbnail_error
+    events = await photo_events(pool, photo)
+    assert event_types(events) == [
+        EventType.UPLOADED,
+        *[EventType.PROCESSING, EventType.RETRYING] * 4,
+        EventType.PROCESSING,
+        EventType.FAILED,
+    ]
+    assert [e.retry_delay_ms for e in events if e.type == EventType.RETRYING] == [
+        100,
+        200,
+        400,
+        800,
+    ]
+    assert events[-1].error == done.thumbnail_error
+    assert await cut_off_thumbnailer.outcomes(photo, 5) == [Outcome.RETRYING] * 4 + [Outcome.FAILED]
+
+    parked = await _parked_headers(amqp, topology, photo)
+    assert parked[ATTEMPT_HEADER] == 5 and parked[ERROR_HEADER] == done.thumbnail_error
+
+
+async def _parked_headers(
+    amqp: AbstractRobustConnection, topology: Topology, photo: PhotoRecord
+) -> dict:
+    """The headers of the photo's job in the parking queue, which is left as it was."""
+    channel = await amqp.channel()
+    try:
+        queue = await channel.declare_queue(topology.parked_queue, passive=True)
+
+        async def parked_message() -> aio_pika.abc.AbstractIncomingMessage | None:
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                if ThumbnailJob.from_body(message.body).photo_id == photo.id:
+                    return message
+            return None
+
+        found: list = []
+
+        async def arrived() -> bool:
+            message = await parked_message()
+            if message is not None:
+                found.append(message)
+            return bool(found)
+
+        await wait_until(arrived)
+        return dict(found[0].headers)
+    finally:
+        await channel.close()  # hands every message it took back to the queue
+
+
+async def test_a_permanent_failure_fails_on_the_first_attempt_and_parks_the_job(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    thumbnailer: Thumbnailer,
+) -> None:
+    data = jpeg(400, 300)
+    photo = await seed_photo(pool, store, data[: len(data) // 2])
+    done = await wait_for_status(pool, photo)
+
+    assert done.thumbnail_status == ThumbnailStatus.FAILED
+    assert done.thumbnail_attempts == 1
+    assert event_types(await photo_events(pool, photo)) == [
+        EventType.UPLOADED,
+        EventType.PROCESSING,
+        EventType.FAILED,
+    ]
+    parked = await _parked_headers(amqp, topology, photo)
+    assert parked[ATTEMPT_HEADER] == 1 and "could not be decoded" in parked[ERROR_HEADER]
+
+
+async def test_a_database_that_fails_mid_attempt_sends_the_job_up_the_ladder_directly(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    renderer: RenderPool,
+    exchanges: dict[str, AbstractExchange],
+    topology: Topology,
+    thumbnailer: Thumbnailer,
+) -> None:
+    """A worker whose database is gone can record neither the attempt nor the retry: it
+    publishes attempt 2 to the retry queue itself, and the job is not lost."""
+    photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
+    gone = await database.create_pool(settings.database_url, 1)
+    await gone.close()
+    publisher = ExchangeJobPublisher(exchanges["jobs"])
+    cut_off = ThumbnailProcessor(gone, store, renderer, topology.retry, publisher)
+
+    job = ThumbnailJob(photo.workspace_id, photo.id)
+    assert await cut_off.process(job, JobHistory(1)) == Outcome.RETRYING
+
+    done = await wait_for_status(pool, photo)  # the healthy thumbnailer takes attempt 2
+    assert done.thumbnail_status == ThumbnailStatus.COMPLETE
+    assert done.thumbnail_attempts == 2
+    assert await thumbnailer.outcomes(done) == [Outcome.COMPLETED]
+
+
+async def test_a_delivery_after_the_last_attempt_never_finished_fails_the_photo(
+    pool: asyncpg.Pool, store: ObjectStore, renderer: RenderPool, topology: Topology
+) -> None:
+    """A job redelivered after its worker died in the last attempt is not tried a sixth time."""
+    photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
+    await pool.execute(
+        "UPDATE photos SET thumbnail_status = 'processing', thumbnail_attempts = 5 WHERE id = $1",
+        photo.id,
+    )
+    processor = ThumbnailProcessor(pool, store, renderer, topology.retry)
+
+    job = ThumbnailJob(photo.workspace_id, photo.id)
+    assert await processor.process(job, JobHistory(5)) == Outcome.FAILED
+
+    done = await wait_for_status(pool, photo)
+    assert done.thumbnail_status == ThumbnailStatus.FAILED
+    assert done.thumbnail_attempts == 5
+    assert done.thumbnail_error == "gave up after 5 attempts: the last one never finished"
+    assert event_types(await photo_events(pool, photo)) == [EventType.UPLOADED, EventType.FAILED]
