@@ -8,8 +8,10 @@ import sys
 
 import grpc
 
-from services.cli import upload, watch
+from services.cli import dlq, upload, watch
+from services.core.broker import BROKER_ERRORS
 from services.core.config import Settings
+from services.core.database import DATABASE_ERRORS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,18 +19,22 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     upload.add_arguments(commands.add_parser("upload", help="upload photos"))
     watch.add_arguments(commands.add_parser("watch", help="follow a workspace's events"))
+    dlq.add_arguments(commands.add_parser("dlq", help="the parking queue of failed jobs"))
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
-    command = {"upload": upload.run, "watch": watch.run}[args.command]
+    command = {"upload": upload.run, "watch": watch.run, "dlq": dlq.run}[args.command]
     try:
         sys.exit(asyncio.run(command(settings, args)))
     except grpc.aio.AioRpcError as exc:
         print(f"thumbwire: {exc.code().name}: {exc.details()}", file=sys.stderr)
         sys.exit(2 if exc.code() == grpc.StatusCode.UNAVAILABLE else 1)
+    except (*BROKER_ERRORS, *DATABASE_ERRORS) as exc:
+        print(f"thumbwire: UNAVAILABLE: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -4,6 +4,7 @@ declared through them come back by themselves after the broker returns."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -28,11 +29,13 @@ async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
 def persistent_message(
     body: bytes, message_id: str, headers: Mapping[str, Any] | None = None
 ) -> aio_pika.Message:
-    """A JSON message that survives a broker restart (on durable queues)."""
+    """A JSON message that survives a broker restart (on durable queues), stamped with the
+    time it was sent (what `thumbwire dlq list` shows as the time a job was parked)."""
     return aio_pika.Message(
         body=body,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message_id,
         headers=dict(headers or {}),
+        timestamp=datetime.now(UTC),
     )

@@ -1,0 +1,80 @@
+"""`thumbwire dlq list|replay` as an operator runs it, against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import asyncpg
+
+from services.core.config import Settings
+from services.core.photos import ThumbnailStatus, original_key
+from services.core.storage import ObjectStore
+from tests.support.images import jpeg
+from tests.support.processes import settings_env
+from tests.support.seed import enqueue, seed_photo
+from tests.support.thumbnailing import Thumbnailer, wait_for_status, wait_until
+
+
+async def thumbwire(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def parked(settings: Settings) -> dict[str, dict]:
+    result = await thumbwire(settings, "dlq", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return {entry["photo_id"]: entry for entry in map(json.loads, result.stdout.splitlines())}
+
+
+async def test_a_parked_job_is_listed_and_replayed_once_its_cause_is_fixed(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, thumbnailer: Thumbnailer
+) -> None:
+    data = jpeg(320, 240)
+    photo = await seed_photo(pool, store, data, enqueue=False)
+    key = original_key(photo.workspace_id, photo.id)
+    await store.delete_many([key])
+    await enqueue(pool, photo)
+    failed = await wait_for_status(pool, photo)
+    assert failed.thumbnail_status == ThumbnailStatus.FAILED
+
+    async def listed() -> bool:
+        return str(photo.id) in await parked(settings)
+
+    await wait_until(listed)
+    entry = (await parked(settings))[str(photo.id)]
+    assert entry["workspace_id"] == photo.workspace_id
+    assert (entry["attempts"], entry["error"]) == (1, "the original is missing from storage")
+    assert entry["parked_at"]
+
+    await store.put(key, data, "image/jpeg")  # the operator fixes the cause
+    result = await thumbwire(settings, "dlq", "replay", "--photo", str(photo.id))
+
+    assert result.returncode == 0, result.stderr
+    assert "replayed 1;" in result.stdout
+    done = await wait_for_status(pool, photo)
+    assert done.thumbnail_status == ThumbnailStatus.COMPLETE
+    assert done.thumbnail_attempts == 1
+    assert str(photo.id) not in await parked(settings)
+
+
+async def test_replaying_a_photo_that_is_not_parked_says_so(settings: Settings) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    result = await thumbwire(settings, "dlq", "replay", "--photo", missing)
+    assert result.returncode == 1
+    assert f"not parked: {missing}" in result.stdout
+
+
+async def test_replay_without_saying_which_is_refused(settings: Settings) -> None:
+    result = await thumbwire(settings, "dlq", "replay")
+    assert result.returncode == 2
+    assert "one of the arguments --all --photo is required" in result.stderr
