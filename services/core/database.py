@@ -38,8 +38,10 @@ async def ensure_database(database_url: str) -> None:
             try:
                 await conn.execute(f'CREATE DATABASE "{name}"')
                 log.info("created database %s", name)
-            except asyncpg.DuplicateDatabaseError:
-                pass  # created by another process in the meantime
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # Created by another process in the meantime: services starting together
+                # race here, and the loser sees either error depending on the timing.
+                pass
     finally:
         await conn.close()
 
