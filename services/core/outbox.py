@@ -63,19 +63,33 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
-        """Publishes until cancelled; wakes on NOTIFY and polls in case a notification is lost."""
-        listener = await self._pool.acquire()
+        """Publishes until cancelled; wakes on NOTIFY and polls in case a notification is lost.
+        A lost database connection (a restart) is replaced, and meanwhile polling goes on."""
+        while True:
+            try:
+                listener = await self._pool.acquire()
+            except DATABASE_ERRORS as exc:
+                log.warning("outbox relay cannot reach the database: %s", exc)
+                await asyncio.sleep(self._poll_interval_s)
+                continue
+            try:
+                await self._relay_while_listening(listener)
+            finally:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await self._pool.release(listener)
+
+    async def _relay_while_listening(self, listener: asyncpg.Connection) -> None:
         try:
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            while True:
-                await self._drain_safely()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-                self._wakeup.clear()
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self._pool.release(listener)
+        except DATABASE_ERRORS as exc:
+            log.warning("outbox relay cannot listen for notifications: %s", exc)
+        while _is_open(listener):
+            await self._drain_safely()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+            self._wakeup.clear()
 
     async def drain(self) -> int:
         """Publishes every row there is now; returns how many."""
@@ -128,6 +142,14 @@ class OutboxRelay:
 
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
+
+
+def _is_open(conn: asyncpg.Connection) -> bool:
+    # The pool detaches a connection it has seen die; asking it anything then raises.
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def json_body(data: Mapping[str, Any]) -> bytes:
