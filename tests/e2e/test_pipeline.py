@@ -23,10 +23,10 @@ from services.core.config import Settings
 from tests.support import images
 from tests.support.ports import free_address
 from tests.support.processes import ServiceProcess, settings_env
+from tests.support.stack import SERVICES, wait_ready
 from tests.support.uploads import upload
 
 pytestmark = pytest.mark.e2e
-SERVICES = ("upload", "thumbnailer", "notifier")
 EXPECTED_SIZES = {
     # (original displayed size) -> small, medium, large
     (1200, 900): [(150, 112), (400, 300), (800, 600)],
@@ -62,35 +62,6 @@ async def stack(stack_settings: Settings, pool, store, tmp_path_factory) -> Asyn
         for name, process in processes.items():
             print(f"--- {name} (exit {codes[name]}) ---\n{process.output()[-3000:]}")
         assert codes == dict.fromkeys(SERVICES, 0), codes
-
-
-async def wait_ready(settings: Settings, processes: dict[str, ServiceProcess]) -> None:
-    async def http_ok(url: str) -> None:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(url) as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(url)
-
-    async def grpc_ready(address: str) -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
-            await asyncio.wait_for(channel.channel_ready(), 30)
-
-    try:
-        await asyncio.gather(
-            grpc_ready(settings.upload_addr),
-            grpc_ready(settings.notifier_addr),
-            http_ok(f"http://{settings.gateway_addr}/healthz"),
-            http_ok(f"http://{settings.thumbnailer_metrics_addr}/healthz"),
-        )
-    except TimeoutError:
-        logs = "\n".join(f"--- {n}\n{p.output()[-2000:]}" for n, p in processes.items())
-        raise AssertionError(f"the stack did not come up:\n{logs}") from None
 
 
 async def grpc_events(

@@ -1,0 +1,85 @@
+"""The three services as processes, the way an operator runs them, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import grpc
+
+from services.core.config import Settings
+from tests.support.processes import ServiceProcess
+
+SERVICES = ("upload", "thumbnailer", "notifier")
+
+
+class Stack:
+    def __init__(
+        self, settings: Settings, log_dir: Path, overrides: dict[str, Settings] | None = None
+    ) -> None:
+        self.settings = settings
+        self._log_dir = log_dir
+        self._overrides = overrides or {}  # a service's own settings, e.g. through a proxy
+        self.processes: dict[str, ServiceProcess] = {}
+
+    async def start(self, *names: str) -> None:
+        """Starts the services named (all by default) and waits until they serve."""
+        started = {}
+        for name in names or SERVICES:
+            settings = self._overrides.get(name, self.settings)
+            started[name] = ServiceProcess(name, settings, self._log_dir)
+            started[name].start()
+        self.processes.update(started)
+        await wait_ready(self.settings, started)
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM to each service; their exit codes (each must exit within 30 s)."""
+        return {name: process.terminate(30) for name, process in self.processes.items()}
+
+    def alive(self) -> dict[str, bool]:
+        return {name: p.process.poll() is None for name, p in self.processes.items()}
+
+    def logs(self, tail_chars: int = 3000) -> str:
+        return "\n".join(
+            f"--- {name}\n{process.output()[-tail_chars:]}"
+            for name, process in self.processes.items()
+        )
+
+
+async def wait_ready(settings: Settings, processes: dict[str, ServiceProcess]) -> None:
+    """Waits until every service in `processes` answers its health check."""
+    checks = {
+        "upload": lambda: _grpc_ready(settings.upload_addr),
+        "notifier": lambda: asyncio.gather(
+            _grpc_ready(settings.notifier_addr),
+            _http_ok(f"http://{settings.gateway_addr}/healthz"),
+        ),
+        "thumbnailer": lambda: _http_ok(f"http://{settings.thumbnailer_metrics_addr}/healthz"),
+    }
+    try:
+        await asyncio.gather(*(checks[name]() for name in processes))
+    except TimeoutError:
+        logs = "\n".join(f"--- {n}\n{p.output()[-2000:]}" for n, p in processes.items())
+        raise AssertionError(f"the stack did not come up:\n{logs}") from None
+
+
+async def _http_ok(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(url)
+
+
+async def _grpc_ready(address: str) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
