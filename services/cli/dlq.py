@@ -43,7 +43,7 @@ class Connections:
 async def connected(settings: Settings) -> AsyncIterator[Connections]:
     amqp = await broker.connect(settings.amqp_url, "thumbwire-cli")
     try:
-        pool = await database.create_pool(settings.database_url, 2)
+        pool = await database.create_pool(settings.database_url, 2, "thumbwire-cli")
         try:
             yield Connections(amqp, pool, Topology.from_settings(settings))
         finally:

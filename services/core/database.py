@@ -75,9 +75,18 @@ async def prepare(database_url: str) -> None:
     await migrate(database_url)
 
 
-async def create_pool(database_url: str, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str, max_size: int = 10, application_name: str | None = None
+) -> asyncpg.Pool:
+    """`application_name` names the connections in pg_stat_activity (e.g. thumbwire-upload),
+    so that an operator sees which service holds which."""
+    server_settings = {"application_name": application_name} if application_name else None
     return await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, init=_init_connection
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=server_settings,
     )
 
 

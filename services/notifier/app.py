@@ -30,7 +30,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await database.prepare(settings.database_url)
     instance_id = new_instance_id()
     async with contextlib.AsyncExitStack() as resources:
-        pool = await database.create_pool(settings.database_url)
+        pool = await database.create_pool(
+            settings.database_url, application_name="thumbwire-notifier"
+        )
         resources.push_async_callback(pool.close)
         connection = await broker.connect(
             settings.amqp_url, f"thumbwire-notifier {settings.namespace} {instance_id}"

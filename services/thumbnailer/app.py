@@ -31,7 +31,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         # Each part is closed in the reverse order of its start: the consumer first, so that
         # jobs finish while the relay, the pools and the connections are still there.
-        pool = await database.create_pool(settings.database_url, settings.concurrency + 3)
+        pool = await database.create_pool(
+            settings.database_url, settings.concurrency + 3, "thumbwire-thumbnailer"
+        )
         stack.push_async_callback(pool.close)
         connection = await broker.connect(settings.amqp_url, "thumbnailer")
         stack.push_async_callback(connection.close)

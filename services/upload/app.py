@@ -26,7 +26,7 @@ STOP_GRACE_S = 10.0
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await database.prepare(settings.database_url)
-    pool = await database.create_pool(settings.database_url)
+    pool = await database.create_pool(settings.database_url, application_name="thumbwire-upload")
     connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
     try:
         channel = await connection.channel(on_return_raises=True)
