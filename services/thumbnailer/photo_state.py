@@ -23,7 +23,7 @@ RETURNING {PHOTO_COLUMNS}"""
 
 _COMPLETE = f"""
 UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3, thumbnail_error = '',
-                  updated_at = clock_timestamp()
+                  placeholder = $4, updated_at = clock_timestamp()
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status = 'processing'
 RETURNING {PHOTO_COLUMNS}"""
 
@@ -44,10 +44,12 @@ async def complete(
     workspace_id: str,
     photo_id: uuid.UUID,
     thumbnails: Sequence[StoredThumbnail],
+    placeholder: str = "",
 ) -> PhotoRecord | None:
-    """processing -> complete with its thumbnails; None if deleted or finished elsewhere."""
-    stored = [t.to_json() for t in thumbnails]
-    return await _transition(pool, _COMPLETE, (photo_id, workspace_id, stored), EventType.READY)
+    """processing -> complete with its thumbnails and placeholder; None if deleted or
+    finished elsewhere."""
+    args = (photo_id, workspace_id, [t.to_json() for t in thumbnails], placeholder)
+    return await _transition(pool, _COMPLETE, args, EventType.READY)
 
 
 async def fail(
