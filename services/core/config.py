@@ -36,6 +36,10 @@ class Settings:
     # How often an idle outbox relay looks for rows it was not woken for.
     outbox_poll_interval_s: float = 1.0
     sse_heartbeat_s: float = 10.0
+    # One image's processing, in a thumbnailer worker process: longer, and the worker is
+    # killed and the photo fails; more memory, and the photo fails (0: unlimited).
+    image_time_limit_s: float = 30.0
+    image_memory_limit_mb: int = 2048
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

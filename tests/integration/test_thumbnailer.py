@@ -41,7 +41,7 @@ from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import Outcome, ThumbnailProcessor
-from services.thumbnailer.rendering import RenderPool
+from services.thumbnailer.rendering import ImageLimits, RenderPool
 from tests.support.images import jpeg
 from tests.support.seed import delete_photo, enqueue, seed_photo
 
@@ -75,7 +75,7 @@ class Thumbnailer:
 
 @pytest.fixture(scope="module")
 async def renderer(settings: Settings) -> AsyncIterator[RenderPool]:
-    render_pool = RenderPool(2, settings.max_pixels)
+    render_pool = RenderPool(2, ImageLimits.from_settings(settings))
     yield render_pool
     await render_pool.close()
 
