@@ -44,13 +44,15 @@ async def serving(serve: Callable, settings: Settings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-@pytest.fixture(scope="module")
-async def stub(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
+@contextlib.asynccontextmanager
+async def services(settings: Settings, name: str, **changes: object) -> AsyncIterator:
+    """The upload service and the thumbnailer on a namespace of their own; a PhotoService stub."""
     own = dataclasses.replace(
         settings,
-        namespace=f"{settings.namespace}-corpus",
+        namespace=f"{settings.namespace}-{name}",
         upload_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
+        **changes,
     )
     async with (
         serving(upload_app.serve, own),
@@ -59,6 +61,12 @@ async def stub(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
     ):
         await asyncio.wait_for(channel.channel_ready(), 15)
         yield photos_pb2_grpc.PhotoServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+async def stub(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
+    async with services(settings, "corpus") as photo_service:
+        yield photo_service
 
 
 async def upload_and_wait(stub, pool: asyncpg.Pool, data: bytes, filename: str) -> PhotoRecord:
@@ -160,10 +168,22 @@ async def test_a_hostile_file_is_refused_at_upload(
 async def test_a_truncated_jpeg_fails_permanently_without_retries(stub, pool: asyncpg.Pool) -> None:
     """Its header is fine, so the upload takes it; the decode can never work."""
     photo = await upload_and_wait(stub, pool, corpus.truncated_jpeg(), "cut.jpg")
+    await assert_failed_once(pool, photo, "could not be decoded")
 
+
+async def test_an_image_over_the_time_limit_fails_permanently_without_retries(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore
+) -> None:
+    """A limit of 0.1 ms, which no image's processing fits in: the worker is killed."""
+    async with services(settings, "time-limit", image_time_limit_s=0.0001) as photo_service:
+        photo = await upload_and_wait(photo_service, pool, corpus.avif(marked(640, 480)), "a")
+    await assert_failed_once(pool, photo, "longer than the limit of 0.0001 s")
+
+
+async def assert_failed_once(pool: asyncpg.Pool, photo: PhotoRecord, reason: str) -> None:
     assert photo.thumbnail_status == "failed"
     assert photo.thumbnail_attempts == 1
-    assert "could not be decoded" in photo.thumbnail_error
+    assert reason in photo.thumbnail_error
     # A transient failure would have recorded photo.thumbnail_retrying, not failed the photo.
     events = await events_after(pool, photo.workspace_id, 0)
     types = [e.type for e in events]

@@ -403,3 +403,16 @@ def test_the_placeholder_is_a_thumbhash_of_the_picture(colour: tuple[int, int, i
     rendition = make_thumbnails(encode(Image.new("RGB", (640, 480), colour), "JPEG"), MAX_PIXELS)
     average = average_colour(rendition.placeholder)
     assert all(abs(a - c / 255) < 0.1 for a, c in zip(average, colour, strict=True)), average
+
+
+def test_a_large_jpeg_with_an_icc_profile_is_converted_after_its_reduced_decode() -> None:
+    """The profile is read from the header and applied to the resampled large size."""
+    data = encode(
+        Image.new("RGB", (2400, 1600), RED),
+        "JPEG",
+        quality=95,
+        icc_profile=swapped_primaries_profile(),
+    )
+    rendition = make_thumbnails(data, MAX_PIXELS)
+    for size in ThumbnailSize:
+        assert close_to(decoded(rendition, size).getpixel((50, 50)), GREEN, tolerance=20)
