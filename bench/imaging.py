@@ -76,7 +76,24 @@ def run(rounds: int = 5) -> list[str]:
         lines += _rows(original, results)
         if original.name == TARGET:
             summary = results
-    return [*lines, "", *_verdict(summary)]
+    return [*lines, "", *_verdict(summary), "", *LIMITS]
+
+
+# What profiling (cProfile over make_thumbnails) showed when these lines were written.
+LIMITS = [
+    "What limits it:",
+    "",
+    "- JPEG: DCT scaling (libjpeg's 1/4 for 12 MP, with its fast IDCT) shrinks the IDCT and",
+    "  everything after it, but every coefficient must still be entropy-decoded: about half",
+    "  of thumbwire's time on the 12 MP JPEG, and the same work in the naive way. The WebP",
+    "  encoder is most of the rest (method 2; method 0 saves a third of it for 14% more",
+    "  bytes, see below). A one-thread pipeline at this quality ends near 3x; more cores go",
+    "  to more images at once (the throughput table), not to one image.",
+    "- PNG: no format-level reduced decode exists; inflating and unfiltering 36 MB of pixels",
+    "  is about three quarters of the time. libvips' PNG reader (libspng) is faster at that.",
+    "- HEIC: libde265 decodes HEVC at full size, about 0.9 s for 12 MP; the rest is small.",
+    "  The libvips in pyvips-binary has no HEVC decoder, so pyvips cannot be compared here.",
+]
 
 
 def _rows(original: Original, results: dict[str, Result | str]) -> list[str]:
