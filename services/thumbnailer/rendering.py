@@ -96,13 +96,18 @@ class RenderPool:
         return worker
 
     async def _call(self, worker: WorkerProcess, data: bytes) -> tuple[str, object]:
+        # asyncio.wait, not asyncio.timeout: a reply arriving just as the limit passes would
+        # leave this task with a cancellation that asyncio.timeout (in 3.11) does not take back.
         limit_s = self._limits.time_limit_s
+        reply = asyncio.ensure_future(worker.call(data, self._limits.max_pixels))
         try:
-            async with asyncio.timeout(limit_s):
-                return await worker.call(data, self._limits.max_pixels)
-        except TimeoutError:
+            done, _ = await asyncio.wait({reply}, timeout=limit_s)
+        finally:
+            reply.cancel()  # a no-op once it is done
+        if not done:
             log.warning("an image overran the %g s limit: killing worker %d", limit_s, worker.pid)
-            raise TimeLimitExceeded.after(limit_s) from None
+            raise TimeLimitExceeded.after(limit_s)
+        return reply.result()
 
     def _discard(self, worker: WorkerProcess) -> None:
         """Kills a worker that timed out, died, or whose caller was cancelled mid-task (its

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -20,14 +21,19 @@ from thumbwire.v1 import photos_pb2_grpc
 
 from services.core.config import Settings
 from services.core.events import EventType, events_after
+from services.core.jobs import ThumbnailJob
 from services.core.photos import PhotoRecord, ThumbnailSize, fetch_photo, thumbnail_key
 from services.core.storage import ObjectStore
 from services.thumbnailer import app as thumbnailer_app
+from services.thumbnailer.processing import Outcome, ThumbnailProcessor
+from services.thumbnailer.rendering import ImageLimits, RenderPool
 from services.upload import app as upload_app
 from tests.support import corpus
 from tests.support.images import animated_gif, encode, marked, with_orientation
 from tests.support.ports import free_address
+from tests.support.seed import seed_photo
 from tests.support.uploads import upload
+from tests.support.worker_tasks import STAND_IN, hang_noting_pid_in
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 WAIT_S = 30.0
@@ -45,14 +51,13 @@ async def serving(serve: Callable, settings: Settings) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def services(settings: Settings, name: str, **changes: object) -> AsyncIterator:
+async def services(settings: Settings, name: str) -> AsyncIterator:
     """The upload service and the thumbnailer on a namespace of their own; a PhotoService stub."""
     own = dataclasses.replace(
         settings,
         namespace=f"{settings.namespace}-{name}",
         upload_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
-        **changes,
     )
     async with (
         serving(upload_app.serve, own),
@@ -172,12 +177,21 @@ async def test_a_truncated_jpeg_fails_permanently_without_retries(stub, pool: as
 
 
 async def test_an_image_over_the_time_limit_fails_permanently_without_retries(
-    settings: Settings, pool: asyncpg.Pool, store: ObjectStore
+    pool: asyncpg.Pool, store: ObjectStore, tmp_path: Path
 ) -> None:
-    """A limit of 0.1 ms, which no image's processing fits in: the worker is killed."""
-    async with services(settings, "time-limit", image_time_limit_s=0.0001) as photo_service:
-        photo = await upload_and_wait(photo_service, pool, corpus.avif(marked(640, 480)), "a")
-    await assert_failed_once(pool, photo, "longer than the limit of 0.0001 s")
+    """The thumbnailer's processor over workers that hang on this original, as a hostile file
+    could make them: the worker is killed at the limit and the photo fails at once."""
+    renderer = RenderPool(1, ImageLimits(time_limit_s=1.0), task=STAND_IN)
+    photo = await seed_photo(pool, store, hang_noting_pid_in(tmp_path / "pid"), enqueue=False)
+    try:
+        processor = ThumbnailProcessor(pool, store, renderer)
+        outcome = await processor.process(ThumbnailJob(photo.workspace_id, photo.id))
+    finally:
+        await renderer.close()
+    assert outcome == Outcome.FAILED
+    failed = await fetch_photo(pool, photo.workspace_id, photo.id)
+    assert failed is not None
+    await assert_failed_once(pool, failed, "longer than the limit of 1 s")
 
 
 async def assert_failed_once(pool: asyncpg.Pool, photo: PhotoRecord, reason: str) -> None:
