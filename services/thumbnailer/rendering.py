@@ -87,6 +87,8 @@ class RenderPool:
         worker = await self._idle.get()
         if worker is not None and worker.alive:
             return worker
+        if worker is not None:  # died while idle (killed from outside)
+            self._running.discard(worker)
         try:
             worker = await WorkerProcess.start(self._limits.memory_limit_mb, self._task)
         except BaseException:
