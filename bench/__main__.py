@@ -6,7 +6,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import imaging
+from bench import imaging, throughput, webp_settings
 
 REPORT = Path("docs/benchmarks.md")
 
@@ -20,6 +20,10 @@ def main() -> None:
         f" {platform.machine()}.",
         "",
         *imaging.run(),
+        "",
+        *webp_settings.run(),
+        "",
+        *throughput.run(),
         "",
     ]
     REPORT.parent.mkdir(exist_ok=True)

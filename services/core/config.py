@@ -41,6 +41,10 @@ class Settings:
     sweep_age_s: float = 600.0
     # How often each thumbnailer looks for such photos (one of them sweeps at a time).
     sweep_interval_s: float = 60.0
+    # One image's processing, in a thumbnailer worker process: longer, and the worker is
+    # killed and the photo fails; more memory, and the photo fails (0: unlimited).
+    image_time_limit_s: float = 30.0
+    image_memory_limit_mb: int = 2048
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

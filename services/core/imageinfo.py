@@ -9,21 +9,30 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-# Pillow format name -> the content type thumbwire records.
+# Pillow format name -> the content type thumbwire records. AVIF comes before HEIF: both are
+# ISO BMFF files, and Pillow's own AVIF reader is the one that decodes AV1.
 ALLOWED_FORMATS = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
     "WEBP": "image/webp",
     "GIF": "image/gif",
     "AVIF": "image/avif",
+    "HEIF": "image/heic",  # pillow-heif decodes HEVC only: the HEIC phones send
 }
+_FORMAT_NAMES = "JPEG, PNG, WebP, GIF, AVIF, HEIC"
 # EXIF orientations 5 to 8 turn the image a quarter: width and height swap when displayed.
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
 # What Pillow raises for data it cannot read: truncated, corrupt or not an image at all.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+# Every process that opens images imports this module, so this is where HEIC becomes a format
+# Pillow knows. libheif applies a HEIC's rotation itself and resets its EXIF orientation to 1;
+# the thumbnails, depth maps and auxiliary images some phones add are never needed here.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 class ImageRejected(Exception):
@@ -61,7 +70,7 @@ def open_image(stream: IO[bytes], max_pixels: int) -> Image.Image:
             image = Image.open(stream, formats=list(ALLOWED_FORMATS))
     except UnidentifiedImageError as exc:
         raise ImageRejected(
-            "the file is not an image of an accepted format (JPEG, PNG, WebP, GIF, AVIF)"
+            f"the file is not an image of an accepted format ({_FORMAT_NAMES})"
         ) from exc
     except Image.DecompressionBombError as exc:
         # Pillow refuses far too many pixels before telling the size; the reason is the same.
@@ -78,13 +87,18 @@ def open_image(stream: IO[bytes], max_pixels: int) -> Image.Image:
 def displayed_size(image: Image.Image) -> tuple[int, int]:
     """The size as shown: width and height swap for the quarter-turn EXIF orientations."""
     width, height = image.size
-    try:
-        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    except DECODE_ERRORS as exc:
-        raise ImageRejected(f"the image's EXIF data is unreadable: {exc}") from exc
-    if orientation in _TRANSPOSED_ORIENTATIONS:
+    if orientation(image) in _TRANSPOSED_ORIENTATIONS:
         return height, width
     return width, height
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation, 1 (upright) to 8; 1 when there is none or it is out of range."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except DECODE_ERRORS as exc:
+        raise ImageRejected(f"the image's EXIF data is unreadable: {exc}") from exc
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

@@ -15,7 +15,7 @@ from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import ThumbnailProcessor
-from services.thumbnailer.rendering import RenderPool
+from services.thumbnailer.rendering import ImageLimits, RenderPool
 from services.thumbnailer.status_server import StatusServer
 from services.thumbnailer.sweeper import Sweeper
 
@@ -40,7 +40,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         publish_channel = await connection.channel(on_return_raises=True)
         topology = Topology.from_settings(settings)
         exchanges = await declare_topology(publish_channel, topology)
-        renderer = RenderPool(settings.concurrency, settings.max_pixels)
+        renderer = RenderPool(settings.concurrency, ImageLimits.from_settings(settings))
         stack.push_async_callback(renderer.close)
 
         metrics = ThumbnailerMetrics()

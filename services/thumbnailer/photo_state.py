@@ -35,7 +35,7 @@ SELECT thumbnail_attempts FROM photos
 
 _COMPLETE = f"""
 UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3, thumbnail_error = '',
-                  updated_at = clock_timestamp()
+                  placeholder = $4, updated_at = clock_timestamp()
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status = 'processing'
 RETURNING {PHOTO_COLUMNS}"""
 
@@ -75,11 +75,15 @@ async def claim(
 
 
 async def complete(
-    pool: asyncpg.Pool, job: ThumbnailJob, thumbnails: Sequence[StoredThumbnail]
+    pool: asyncpg.Pool,
+    job: ThumbnailJob,
+    thumbnails: Sequence[StoredThumbnail],
+    placeholder: str = "",
 ) -> PhotoRecord | None:
-    """processing -> complete with its thumbnails; None if deleted or finished elsewhere."""
+    """processing -> complete with its thumbnails and placeholder; None if deleted or
+    finished elsewhere."""
     stored = [t.to_json() for t in thumbnails]
-    args = (job.photo_id, job.workspace_id, stored)
+    args = (job.photo_id, job.workspace_id, stored, placeholder)
     return await _transition(pool, _COMPLETE, args, EventType.READY)
 
 

@@ -86,25 +86,30 @@ class ThumbnailProcessor:
                     job, claimed.attempts, _exhausted_reason(claimed, history)
                 )
             attempt = claimed.thumbnail_attempts
-            thumbnails = await self._render_and_store(claimed)
-            return await self._finish(job, thumbnails)
+            thumbnails, placeholder = await self._render_and_store(claimed)
+            return await self._finish(job, thumbnails, placeholder)
         except EXPECTED_ERRORS as exc:
             return await self._after_failure(job, attempt, classify(exc))
 
-    async def _render_and_store(self, photo: PhotoRecord) -> list[StoredThumbnail]:
+    async def _render_and_store(self, photo: PhotoRecord) -> tuple[list[StoredThumbnail], str]:
+        """The stored thumbnails and the placeholder."""
         original = await self._store.get(original_key(photo.workspace_id, photo.id))
         rendition = await self._renderer.render(original)
         await asyncio.gather(*(self._put(photo, t) for t in rendition.thumbnails))
-        return [
+        stored = [
             StoredThumbnail(t.size, t.width, t.height, len(t.data)) for t in rendition.thumbnails
         ]
+        return stored, rendition.placeholder
 
     async def _put(self, photo: PhotoRecord, thumbnail: RenderedThumbnail) -> None:
         key = thumbnail_key(photo.workspace_id, photo.id, thumbnail.size)
         await self._store.put(key, thumbnail.data, THUMBNAIL_CONTENT_TYPE)
 
-    async def _finish(self, job: ThumbnailJob, thumbnails: list[StoredThumbnail]) -> Outcome:
-        if await photo_state.complete(self._pool, job, thumbnails) is not None:
+    async def _finish(
+        self, job: ThumbnailJob, thumbnails: list[StoredThumbnail], placeholder: str
+    ) -> Outcome:
+        done = await photo_state.complete(self._pool, job, thumbnails, placeholder)
+        if done is not None:
             log.info("photo %s: thumbnails ready", job.photo_id)
             return Outcome.COMPLETED
         if await photo_state.exists(self._pool, job):

@@ -1,50 +1,119 @@
-"""Image work off the event loop: make_thumbnails in a pool of worker processes."""
+"""Image work off the event loop, on every core, within limits: make_thumbnails in worker
+processes, one image at a time each.
+
+A running task cannot be interrupted, so an image that overruns the time limit has its
+worker killed; the next image gets a new one. The same holds for a worker killed from
+outside. Each worker's memory is capped (worker.py), so no input can take the machine's."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import cast
 
-from services.thumbnailer.imaging import Rendition, make_thumbnails
+from services.core.config import Settings
+from services.thumbnailer.imaging import Rendition
+from services.thumbnailer.rejections import TimeLimitExceeded, TooManyBytes
+from services.thumbnailer.worker import DEFAULT_TASK
+from services.thumbnailer.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
 
-class RenderPool:
-    """Owns the worker processes; replaces them all when one dies (an image that exhausted
-    memory, a SIGKILL), since a ProcessPoolExecutor is unusable once broken."""
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int = 100_000_000
+    max_bytes: int = 32 * 1024 * 1024
+    time_limit_s: float = 30.0
+    memory_limit_mb: int = 2048  # 0: unlimited
 
-    def __init__(self, workers: int, max_pixels: int) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        return cls(
+            max_pixels=settings.max_pixels,
+            max_bytes=settings.max_upload_bytes,
+            time_limit_s=settings.image_time_limit_s,
+            memory_limit_mb=settings.image_memory_limit_mb,
+        )
+
+
+class RenderPool:
+    """`workers` processes, started when first needed; `task` ("module:function", called as
+    task(data, max_pixels)) is what they run: make_thumbnails, or a stand-in in tests."""
+
+    def __init__(self, workers: int, limits: ImageLimits, task: str = DEFAULT_TASK) -> None:
+        self._limits = limits
+        self._task = task
         self._workers = workers
-        self._max_pixels = max_pixels
-        self._executor = self._new_executor()
+        # One entry per worker slot: its process, or None until one is (re)started.
+        self._idle: asyncio.Queue[WorkerProcess | None] = asyncio.Queue()
+        for _ in range(workers):
+            self._idle.put_nowait(None)
+        self._running: set[WorkerProcess] = set()
 
     async def render(self, data: bytes) -> Rendition:
-        """Thumbnails of `data`; raises ImagingError, or BrokenProcessPool if a worker died."""
-        executor = self._executor
-        loop = asyncio.get_running_loop()
+        """Thumbnails of `data`. Raises ImageRejected subclasses for images that can never
+        work (TimeLimitExceeded, MemoryLimitExceeded included), and BrokenProcessPool if the
+        worker died."""
+        if len(data) > self._limits.max_bytes:
+            raise TooManyBytes.beyond(len(data), self._limits.max_bytes)
+        worker = await self._take()
         try:
-            return await loop.run_in_executor(executor, make_thumbnails, data, self._max_pixels)
-        except BrokenProcessPool:
-            self._replace(executor)
+            status, value = await self._call(worker, data)
+        except BaseException:
+            self._discard(worker)
             raise
+        self._idle.put_nowait(worker)
+        if status == "error":
+            assert isinstance(value, BaseException)
+            raise value
+        return cast(Rendition, value)  # what the task returns: make_thumbnails' Rendition
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (for fault tests and operators)."""
+        return [w.pid for w in self._running if w.alive]
 
     async def close(self) -> None:
-        """Waits for the running renders; those not started yet are dropped."""
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        """Waits for the running renders (each ends within the time limit), then stops every
+        worker."""
+        for _ in range(self._workers):
+            worker = await self._idle.get()
+            if worker is not None:
+                self._running.discard(worker)
+                await worker.stop()
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # spawn, not fork: this process runs threads (storage calls, the event loop's helpers),
-        # and a forked child could inherit a lock one of them held.
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+    async def _take(self) -> WorkerProcess:
+        worker = await self._idle.get()
+        if worker is not None and worker.alive:
+            return worker
+        if worker is not None:  # died while idle (killed from outside)
+            self._running.discard(worker)
+        try:
+            worker = await WorkerProcess.start(self._limits.memory_limit_mb, self._task)
+        except BaseException:
+            self._idle.put_nowait(None)
+            raise
+        self._running.add(worker)
+        return worker
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        if self._executor is not broken:
-            return  # another job noticed first and replaced it already
-        log.warning("an image worker process died; starting a new pool")
-        self._executor = self._new_executor()
-        broken.shutdown(wait=False, cancel_futures=True)
+    async def _call(self, worker: WorkerProcess, data: bytes) -> tuple[str, object]:
+        # asyncio.wait, not asyncio.timeout: a reply arriving just as the limit passes would
+        # leave this task with a cancellation that asyncio.timeout (in 3.11) does not take back.
+        limit_s = self._limits.time_limit_s
+        reply = asyncio.ensure_future(worker.call(data, self._limits.max_pixels))
+        try:
+            done, _ = await asyncio.wait({reply}, timeout=limit_s)
+        finally:
+            reply.cancel()  # a no-op once it is done
+        if not done:
+            log.warning("an image overran the %g s limit: killing worker %d", limit_s, worker.pid)
+            raise TimeLimitExceeded.after(limit_s)
+        return reply.result()
+
+    def _discard(self, worker: WorkerProcess) -> None:
+        """Kills a worker that timed out, died, or whose caller was cancelled mid-task (its
+        reply would be read by the next caller); its slot gets a new process when next used."""
+        worker.kill()
+        self._running.discard(worker)
+        self._idle.put_nowait(None)

@@ -17,13 +17,13 @@ from services.thumbnailer.app import cancel_and_wait
 from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
-from services.thumbnailer.rendering import RenderPool
+from services.thumbnailer.rendering import ImageLimits, RenderPool
 from tests.support.thumbnailing import RecordingProcessor, Thumbnailer
 
 
 @pytest.fixture(scope="module")
 async def renderer(settings: Settings) -> AsyncIterator[RenderPool]:
-    render_pool = RenderPool(2, settings.max_pixels)
+    render_pool = RenderPool(2, ImageLimits.from_settings(settings))
     yield render_pool
     await render_pool.close()
 

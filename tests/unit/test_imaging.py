@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -10,6 +11,14 @@ from PIL import Image, ImageCms
 from services.core.imageinfo import ImageRejected
 from services.core.photos import ThumbnailSize
 from services.thumbnailer.imaging import ImagingError, Rendition, make_thumbnails
+from tests.support.corpus import (
+    NOT_AN_IMAGE,
+    avif,
+    bilevel_png,
+    heic,
+    jpeg_claiming_size,
+    png_16bit_rgb,
+)
 from tests.support.images import (
     animated_gif,
     encode,
@@ -268,3 +277,142 @@ def test_pillow_limit_is_restored_for_other_callers() -> None:
         make_thumbnails(jpeg(100, 100), 10)
     make_thumbnails(jpeg(100, 100), 500_000_000)
     assert before == Image.MAX_IMAGE_PIXELS
+
+
+def assert_marked_upright(rendition: Rendition, size: ThumbnailSize, tolerance: int = 24) -> None:
+    """The `marked` picture, upright: its red bar along the left half of the top edge."""
+    image = decoded(rendition, size).convert("RGB")
+    width, height = image.size
+    assert close_to(image.getpixel((5, 5)), RED, tolerance), f"top-left of {size}"
+    assert close_to(image.getpixel((width * 2 // 5, 5)), RED, tolerance), f"top edge of {size}"
+    assert close_to(image.getpixel((5, height // 2)), BLUE, tolerance), f"left edge of {size}"
+    assert close_to(image.getpixel((width - 5, height - 5)), BLUE, tolerance), "bottom-right"
+
+
+def stored_turned(image: Image.Image, orientation: int) -> tuple[Image.Image, bytes]:
+    """`image` stored as a phone held upright stores it for EXIF `orientation` 1 or 6, and
+    that EXIF block."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = image.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else image
+    return stored, exif.tobytes()
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_heic_from_a_phone_is_rendered_upright(orientation: int) -> None:
+    """libheif turns the stored pixels itself; the size and the picture must come out upright
+    once, not twice."""
+    stored, exif = stored_turned(marked(600, 400), orientation)
+    rendition = make_thumbnails(heic(stored, exif=exif), MAX_PIXELS)
+    assert (rendition.width, rendition.height) == (600, 400)
+    assert sizes(rendition)[ThumbnailSize.SMALL] == (150, 100)
+    assert_marked_upright(rendition, ThumbnailSize.SMALL)
+
+
+def test_avif_is_rendered_with_its_colours() -> None:
+    rendition = make_thumbnails(avif(marked(1200, 800)), MAX_PIXELS)
+    assert sizes(rendition)[ThumbnailSize.LARGE] == (800, 533)
+    assert_marked_upright(rendition, ThumbnailSize.MEDIUM)
+
+
+def test_avif_keeps_its_alpha() -> None:
+    image = Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, 100, 100))
+    small = decoded(make_thumbnails(avif(image), MAX_PIXELS), ThumbnailSize.SMALL)
+    assert small.mode == "RGBA"
+    assert small.getpixel((10, 30))[3] > 240 and small.getpixel((140, 30))[3] < 16
+
+
+def test_webp_with_alpha_keeps_it() -> None:
+    image = Image.new("RGBA", (300, 300), (0, 255, 0, 255))
+    image.paste((0, 0, 0, 0), (150, 0, 300, 300))
+    small = decoded(make_thumbnails(encode(image, "WEBP", lossless=True), MAX_PIXELS), "small")
+    assert close_to(small.getpixel((20, 75)), (0, 255, 0, 255))
+    assert small.getpixel((130, 75))[3] == 0
+
+
+def test_a_large_progressive_jpeg_is_decoded_at_reduced_scale_upright() -> None:
+    stored, exif = stored_turned(marked(3200, 2400), 6)
+    data = encode(stored, "JPEG", quality=90, progressive=True, exif=exif)
+    assert Image.open(io.BytesIO(data)).info.get("progressive")
+    rendition = make_thumbnails(data, MAX_PIXELS)
+    assert (rendition.width, rendition.height) == (3200, 2400)
+    assert sizes(rendition)[ThumbnailSize.LARGE] == (800, 600)
+    assert_marked_upright(rendition, ThumbnailSize.LARGE)
+
+
+def test_a_large_cmyk_jpeg_is_decoded_at_reduced_scale_to_rgb() -> None:
+    cyan = Image.new("CMYK", (2400, 1800), (255, 0, 0, 0))
+    rendition = make_thumbnails(encode(cyan, "JPEG", quality=95), MAX_PIXELS)
+    large = decoded(rendition, ThumbnailSize.LARGE)
+    assert (large.mode, large.size) == ("RGB", (800, 600))
+    assert close_to(large.getpixel((400, 300)), (0, 255, 255))
+
+
+def test_a_large_rgba_png_is_reduced_with_its_alpha_and_colours() -> None:
+    """Reduced with a box filter before resampling: premultiplied, so no dark fringes."""
+    image = Image.new("RGBA", (4000, 2000), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, 2000, 2000))
+    large = decoded(make_thumbnails(encode(image, "PNG"), MAX_PIXELS), ThumbnailSize.LARGE)
+    assert (large.mode, large.size) == ("RGBA", (800, 400))
+    assert close_to(large.getpixel((200, 200)), (255, 0, 0, 255))
+    assert close_to(large.getpixel((396, 200))[:3], (255, 0, 0), tolerance=30)
+    assert large.getpixel((600, 200))[3] == 0
+
+
+def test_16_bit_rgb_png_is_scaled_to_8_bits() -> None:
+    rendition = make_thumbnails(png_16bit_rgb(120, 80, (65535, 32896, 0)), MAX_PIXELS)
+    small = decoded(rendition, ThumbnailSize.SMALL).convert("RGB")
+    assert close_to(small.getpixel((50, 40)), (255, 128, 0), tolerance=4)
+
+
+def test_a_bilevel_png_is_rendered_in_greyscale() -> None:
+    small = decoded(make_thumbnails(bilevel_png(300, 200), MAX_PIXELS), ThumbnailSize.SMALL)
+    assert close_to(small.convert("RGB").getpixel((50, 50)), (0, 0, 0), tolerance=2)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (bilevel_png(20_000, 20_000), "too many pixels: at most 100000000"),
+        (jpeg_claiming_size(65_000, 65_000), "too many pixels: at most 100000000"),
+        (jpeg_claiming_size(12_000, 9_000), "12000x9000 = 108000000 pixels"),
+        (NOT_AN_IMAGE, "not an image of an accepted format"),
+    ],
+    ids=["400-megapixel-png-bomb", "jpeg-claiming-65000x65000", "jpeg-over-limit", "text"],
+)
+def test_hostile_files_are_refused_before_decoding(data: bytes, reason: str) -> None:
+    with pytest.raises(ImagingError, match=reason):
+        make_thumbnails(data, MAX_PIXELS)
+
+
+def average_colour(thumbhash: str) -> tuple[float, float, float]:
+    """The average colour a ThumbHash encodes, 0..1 a channel (the reference's decoding)."""
+    raw = base64.b64decode(thumbhash)
+    header = raw[0] | raw[1] << 8 | raw[2] << 16
+    lum = (header & 63) / 63
+    p = ((header >> 6) & 63) / 31.5 - 1
+    q = ((header >> 12) & 63) / 31.5 - 1
+    blue = lum - 2 / 3 * p
+    red = (3 * lum - blue + q) / 2
+    return red, red - q, blue
+
+
+@pytest.mark.parametrize("colour", [RED, GREEN, BLUE])
+def test_the_placeholder_is_a_thumbhash_of_the_picture(colour: tuple[int, int, int]) -> None:
+    rendition = make_thumbnails(encode(Image.new("RGB", (640, 480), colour), "JPEG"), MAX_PIXELS)
+    average = average_colour(rendition.placeholder)
+    assert all(abs(a - c / 255) < 0.1 for a, c in zip(average, colour, strict=True)), average
+
+
+def test_a_large_jpeg_with_an_icc_profile_is_converted_after_its_reduced_decode() -> None:
+    """The profile is read from the header and applied to the resampled large size."""
+    data = encode(
+        Image.new("RGB", (2400, 1600), RED),
+        "JPEG",
+        quality=95,
+        icc_profile=swapped_primaries_profile(),
+    )
+    rendition = make_thumbnails(data, MAX_PIXELS)
+    for size in ThumbnailSize:
+        assert close_to(decoded(rendition, size).getpixel((50, 50)), GREEN, tolerance=20)

@@ -1,0 +1,83 @@
+"""An image worker process: `python -m services.thumbnailer.worker`, started by RenderPool.
+
+It runs one task at a time, read from stdin, and writes the reply to stdout. Its memory is
+capped, so that whatever an image asks for, the process gets a MemoryError (a permanent
+failure) instead of the machine's memory."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pickle
+import resource
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+from services.thumbnailer import frames
+from services.thumbnailer.rejections import MemoryLimitExceeded
+
+DEFAULT_TASK = "services.thumbnailer.imaging:make_thumbnails"
+Task = Callable[[bytes, int], object]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    # Replies go to a copy of stdout; fd 1 becomes stderr, so that nothing a library prints
+    # can corrupt them.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    limit_memory(args.memory_limit_mb)
+    task = load_task(args.task)
+    frames.write(replies, frames.READY)
+    serve(task, sys.stdin.buffer, replies, args.memory_limit_mb)
+
+
+def limit_memory(limit_mb: int) -> None:
+    """Caps the process's data segment and anonymous mappings (RLIMIT_DATA), which is where
+    decoded pixels live; 0 leaves the process unlimited."""
+    if limit_mb > 0:
+        limit = limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def load_task(spec: str) -> Task:
+    """ "module:function", as RenderPool names it."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def serve(task: Task, requests: BinaryIO, replies: BinaryIO, memory_limit_mb: int) -> None:
+    """Answers requests until stdin closes: the pool's way of stopping a worker."""
+    while (params := frames.read(requests)) is not None:
+        data = frames.read(requests)
+        if data is None:
+            return
+        max_pixels = pickle.loads(params)
+        frames.write(replies, run(task, data, max_pixels, memory_limit_mb))
+
+
+def run(task: Task, data: bytes, max_pixels: int, memory_limit_mb: int) -> bytes:
+    """The pickled ("ok", result) or ("error", exception)."""
+    try:
+        return pickle.dumps(("ok", task(data, max_pixels)))
+    except MemoryError:
+        error: BaseException = MemoryLimitExceeded.beyond(memory_limit_mb)
+    except Exception as exc:  # any error is the caller's to judge, as in a process pool
+        error = exc
+    try:
+        return pickle.dumps(("error", error))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return pickle.dumps(("error", RuntimeError(repr(error))))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--memory-limit-mb", type=int, default=0)
+    parser.add_argument("--task", default=DEFAULT_TASK)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The render pool's worker processes: limits of time and memory, workers that die, and
+images side by side on several workers, without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+
+from services.core.imageinfo import ImageRejected
+from services.thumbnailer.imaging import Rendition
+from services.thumbnailer.rejections import MemoryLimitExceeded, TimeLimitExceeded, TooManyBytes
+from services.thumbnailer.rendering import ImageLimits, RenderPool
+from tests.support.corpus import bilevel_png
+from tests.support.images import jpeg
+from tests.support.worker_tasks import PAUSE, STAND_IN, hang_noting_pid_in
+
+
+@pytest.fixture
+async def stand_in_pool() -> AsyncIterator[RenderPool]:
+    pool = RenderPool(2, ImageLimits(time_limit_s=1.0), task=STAND_IN)
+    yield pool
+    await pool.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+def noted_pid(path: Path) -> int | None:
+    text = path.read_text() if path.exists() else ""
+    return int(text) if text else None
+
+
+async def pid_noted_in(path: Path) -> int:
+    await eventually(lambda: noted_pid(path) is not None)
+    pid = noted_pid(path)
+    assert pid is not None
+    return pid
+
+
+async def test_a_pool_renders_thumbnails_and_a_placeholder() -> None:
+    pool = RenderPool(1, ImageLimits())
+    try:
+        rendition = await pool.render(jpeg(1200, 900))
+    finally:
+        await pool.close()
+    assert isinstance(rendition, Rendition)
+    assert (rendition.width, rendition.height) == (1200, 900)
+    assert [(t.width, t.height) for t in rendition.thumbnails] == [
+        (800, 600),
+        (400, 300),
+        (150, 112),
+    ]
+    assert rendition.placeholder
+
+
+async def test_an_image_over_the_time_limit_is_rejected_and_its_worker_killed(
+    stand_in_pool: RenderPool, tmp_path: Path
+) -> None:
+    noted = tmp_path / "pid"
+    with pytest.raises(TimeLimitExceeded, match="longer than the limit of 1 s") as raised:
+        await stand_in_pool.render(hang_noting_pid_in(noted))
+
+    assert isinstance(raised.value, ImageRejected)  # permanent: no retries
+    killed = await pid_noted_in(noted)
+    await eventually(lambda: not alive(killed))
+    assert killed not in stand_in_pool.worker_pids()
+    # Both slots work, the killed one's with a new process.
+    pids = await asyncio.gather(stand_in_pool.render(PAUSE), stand_in_pool.render(PAUSE))
+    assert len(set(pids)) == 2 and killed not in pids
+
+
+async def test_a_worker_killed_from_outside_is_a_broken_pool_then_replaced(
+    stand_in_pool: RenderPool, tmp_path: Path
+) -> None:
+    noted = tmp_path / "pid"
+    hanging = asyncio.create_task(stand_in_pool.render(hang_noting_pid_in(noted)))
+    victim = await pid_noted_in(noted)
+    os.kill(victim, signal.SIGKILL)
+
+    with pytest.raises(BrokenProcessPool, match="died"):
+        await hanging
+    assert victim not in await asyncio.gather(
+        stand_in_pool.render(PAUSE), stand_in_pool.render(PAUSE)
+    )
+
+
+async def test_images_run_side_by_side_without_blocking_the_event_loop(
+    stand_in_pool: RenderPool,
+) -> None:
+    await asyncio.gather(stand_in_pool.render(b"a"), stand_in_pool.render(b"b"))  # started
+    renders = asyncio.gather(stand_in_pool.render(PAUSE), stand_in_pool.render(PAUSE))
+    ticks = 0
+    while not renders.done():
+        ticks += 1
+        await asyncio.sleep(0.01)
+    assert len(set(await renders)) == 2  # two processes, so two cores
+    assert ticks > 1  # the loop went on while both workers slept
+
+
+async def test_more_bytes_than_the_cap_are_refused_before_any_worker_starts() -> None:
+    pool = RenderPool(1, ImageLimits(max_bytes=1000), task=STAND_IN)
+    with pytest.raises(TooManyBytes, match="at most 1000"):
+        await pool.render(bytes(1001))
+    assert pool.worker_pids() == []
+    await pool.close()
+
+
+async def test_an_image_needing_more_memory_than_the_limit_is_rejected() -> None:
+    """A real 80-megapixel image (bilevel: tiny as a file) whose decode needs about 160 MB."""
+    pool = RenderPool(1, ImageLimits(memory_limit_mb=120))
+    try:
+        with pytest.raises(MemoryLimitExceeded, match="more memory than the limit of 120 MB"):
+            await pool.render(bilevel_png(10_000, 8_000))
+        [pid] = pool.worker_pids()
+        small = await pool.render(jpeg(300, 200))  # the worker survived its MemoryError
+        assert small.width == 300 and pool.worker_pids() == [pid]
+    finally:
+        await pool.close()
