@@ -41,6 +41,9 @@ class Settings:
     sweep_age_s: float = 600.0
     # How often each thumbnailer looks for such photos (one of them sweeps at a time).
     sweep_interval_s: float = 60.0
+    # Events older than this are pruned from the log (0: kept for ever); a client resuming
+    # from before the pruned history gets stream.reset first.
+    event_retention_s: float = 7 * 24 * 3600.0
     # One image's processing, in a thumbnailer worker process: longer, and the worker is
     # killed and the photo fails; more memory, and the photo fails (0: unlimited).
     image_time_limit_s: float = 30.0

@@ -35,3 +35,14 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
         await serve(settings, stop)
 
     asyncio.run(main())
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancels `task` and waits until it has ended. An error it had already ended with was
+    raised by whoever watched it, so it is only logged here."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger(__name__).debug(
+            "task %s had ended with %r", task.get_name(), task.exception()
+        )

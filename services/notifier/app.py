@@ -10,6 +10,8 @@ from services.core import broker, database
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.http_server import start_http
+from services.core.lifecycle import cancel_and_wait
+from services.core.retention import EventPruner
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
 from services.notifier.consumer import EventConsumer, new_instance_id
@@ -42,6 +44,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         consumer = EventConsumer(connection, Topology.from_settings(settings), hub, instance_id)
         resources.push_async_callback(consumer.close)
         await consumer.start()
+        if settings.event_retention_s > 0:
+            interval_s = min(3600.0, settings.event_retention_s / 10)
+            pruner = EventPruner(pool, settings.event_retention_s, interval_s)
+            pruning = asyncio.create_task(pruner.run(), name="event-pruner")
+            resources.push_async_callback(cancel_and_wait, pruning)
         deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub)
         await start_gateway(deps, resources)
         await start_grpc(deps, resources)

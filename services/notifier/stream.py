@@ -14,7 +14,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from services.core.events import EventRecord, events_after
+from services.core.events import EventRecord
+from services.core.retention import log_page, stream_reset
 from services.notifier.hub import Subscription
 
 REPLAY_PAGE_SIZE = 500
@@ -47,15 +48,20 @@ async def replay_then_live(
 async def replay(
     pool: asyncpg.Pool, workspace_id: str, after_event_id: int, page_size: int
 ) -> AsyncIterator[EventRecord]:
-    """Every stored event of the workspace after the given id, page by page."""
-    after = after_event_id
+    """Every stored event of the workspace after the given id, page by page; first a
+    stream.reset if events after that id have been pruned (and then those after the reset)."""
+    cursor = after_event_id
     while True:
-        page = await events_after(pool, workspace_id, after, page_size)
-        for event in page:
-            yield event
-        if len(page) < page_size:
+        page = await log_page(pool, workspace_id, cursor, page_size)
+        if page.horizon > cursor:
+            yield stream_reset(workspace_id, page.horizon)
+            cursor = page.horizon
+        for event in page.events:
+            if event.id > cursor:
+                yield event
+                cursor = event.id
+        if len(page.events) < page_size:
             return
-        after = page[-1].id
 
 
 async def with_heartbeats(items: AsyncIterator[T], interval_s: float) -> AsyncIterator[T | None]:

@@ -8,6 +8,7 @@ import logging
 
 from services.core import broker, database
 from services.core.config import Settings
+from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxRelay
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
@@ -90,12 +91,3 @@ async def wait_for_stop(stop: asyncio.Event, relay_task: asyncio.Task[None]) -> 
     if relay_task.done() and not stop.is_set():
         relay_task.result()  # raises the relay's error
         raise RuntimeError("the outbox relay stopped by itself")
-
-
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancels `task` and waits until it has ended; an error it had already ended with was
-    raised by whoever watched it (wait_for_stop), so it is only logged here."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("task %s had ended with %r", task.get_name(), task.exception())

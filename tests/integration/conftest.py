@@ -10,10 +10,10 @@ import pytest
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from services.core.config import Settings
+from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxRelay
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
-from services.thumbnailer.app import cancel_and_wait
 from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
