@@ -18,6 +18,7 @@ from services.core.config import Settings
 from services.core.s3_server import EmbeddedS3Server
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
+from tests.support.auth import new_secret
 from tests.support.ports import free_address
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -60,6 +61,8 @@ def settings(s3_server: EmbeddedS3Server) -> Settings:
         thumbnailer_metrics_addr=free_address(),
         outbox_poll_interval_s=0.2,
         thumbnailer_concurrency=2,
+        # Every call needs a token signed with it: tests.support.auth.token_for(settings, ws).
+        auth_secret=new_secret(),
     )
 
 

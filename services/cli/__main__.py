@@ -8,7 +8,7 @@ import sys
 
 import grpc
 
-from services.cli import upload, watch
+from services.cli import token, upload, watch
 from services.core.config import Settings
 
 
@@ -17,13 +17,14 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     upload.add_arguments(commands.add_parser("upload", help="upload photos"))
     watch.add_arguments(commands.add_parser("watch", help="follow a workspace's events"))
+    token.add_arguments(commands.add_parser("token", help="print a bearer token"))
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
-    command = {"upload": upload.run, "watch": watch.run}[args.command]
+    command = {"upload": upload.run, "watch": watch.run, "token": token.run}[args.command]
     try:
         sys.exit(asyncio.run(command(settings, args)))
     except grpc.aio.AioRpcError as exc:

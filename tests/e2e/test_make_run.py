@@ -12,12 +12,12 @@ import sys
 import uuid
 from pathlib import Path
 
-import grpc
 import pytest
 from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core.config import DEV_S3_ENDPOINT, Settings
 from tests.support import images
+from tests.support.auth import bearer_channel, token_for
 from tests.support.ports import free_address
 from tests.support.processes import settings_env
 from tests.support.uploads import upload
@@ -63,11 +63,11 @@ async def test_devstack_runs_everything_and_stops_on_sigterm(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    ws = f"dev-{uuid.uuid4().hex[:8]}"
     try:
-        async with grpc.aio.insecure_channel(own.upload_addr) as channel:
+        async with bearer_channel(own.upload_addr, token_for(own, ws)) as channel:
             await asyncio.wait_for(channel.channel_ready(), 60)
             stub = photos_pb2_grpc.PhotoServiceStub(channel)
-            ws = f"dev-{uuid.uuid4().hex[:8]}"
             photo = await upload(stub, ws, "i", images.jpeg(400, 300))
             await wait_complete(stub, ws, photo.id)
     finally:

@@ -32,6 +32,7 @@ from services.core.storage import ObjectStore
 from services.notifier.app import serve
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live
+from tests.support.auth import auth_headers, bearer_channel, token_for
 from tests.support.events_seed import add_photo, event_ids_after, mark_complete
 from tests.support.ports import free_address
 
@@ -114,10 +115,18 @@ def new_workspace() -> str:
 
 
 class GrpcSubscription:
-    """A Subscribe call read by a task of its own; None in `received` marks the end."""
+    """A Subscribe call read by a task of its own; None in `received` marks the end. The call
+    carries `token`, by default one that lists `workspace_id`."""
 
-    def __init__(self, address: str, workspace_id: str, after_event_id: int = 0) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self,
+        settings: Settings,
+        workspace_id: str,
+        after_event_id: int = 0,
+        token: str | None = None,
+    ) -> None:
+        token = token or token_for(settings, workspace_id)
+        self._channel = bearer_channel(settings.notifier_addr, token)
         stub = notifier_pb2_grpc.NotifierServiceStub(self._channel)
         request = notifier_pb2.SubscribeRequest(
             workspace_id=workspace_id, after_event_id=after_event_id
@@ -225,7 +234,9 @@ class SseSubscription:
 
 
 def events_url(notifier: RunningNotifier, workspace_id: str, query: str = "") -> str:
-    return f"{notifier.http}/v1/workspaces/{workspace_id}/events{query}"
+    """The SSE URL, with a token for the workspace in `access_token`, as EventSource sends it."""
+    token = token_for(notifier.settings, workspace_id)
+    return f"{notifier.http}/v1/workspaces/{workspace_id}/events?access_token={token}{query}"
 
 
 async def publish_new_photo(pool: asyncpg.Pool, relay: OutboxRelay, workspace_id: str) -> int:
@@ -266,8 +277,8 @@ async def test_live_events_reach_only_their_own_workspace(
     notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
 ) -> None:
     ws_a, ws_b = new_workspace(), new_workspace()
-    address = notifier.settings.notifier_addr
-    async with GrpcSubscription(address, ws_a) as sub_a, GrpcSubscription(address, ws_b) as sub_b:
+    served = notifier.settings
+    async with GrpcSubscription(served, ws_a) as sub_a, GrpcSubscription(served, ws_b) as sub_b:
         marker_a = await prime(sub_a, pool, relay, ws_a)
         marker_b = await prime(sub_b, pool, relay, ws_b)
         written: dict[str, list[int]] = {ws_a: [], ws_b: []}
@@ -302,8 +313,8 @@ async def test_resume_replays_then_continues_live_without_gap_or_duplicate(
         await enough_written.wait()
         # Subscribing while events keep committing: some land in the replay, some arrive live,
         # some in both.
-        address = notifier.settings.notifier_addr
-        async with GrpcSubscription(address, workspace_id, resume_after) as subscription:
+        served = notifier.settings
+        async with GrpcSubscription(served, workspace_id, resume_after) as subscription:
             await writer
             expected = await event_ids_after(pool, workspace_id, resume_after)
             assert len(expected) == 4 + 30
@@ -352,7 +363,7 @@ async def test_after_event_id_zero_sends_live_events_only(
     for _ in range(3):
         await add_photo(pool, workspace_id)
     await relay.drain()
-    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id) as subscription:
+    async with GrpcSubscription(notifier.settings, workspace_id) as subscription:
         marker = await prime(subscription, pool, relay, workspace_id)
         live = await publish_new_photo(pool, relay, workspace_id)
         assert await take_after(subscription, marker, 1) == [live]
@@ -372,11 +383,11 @@ async def test_sse_streams_the_same_events_as_grpc(
     start = await publish_new_photo(pool, relay, workspace_id)
     uploaded = await add_photo(pool, workspace_id, item_id="item-7")
     await relay.drain()
-    address = notifier.settings.notifier_addr
-    url = events_url(notifier, workspace_id, f"?last_event_id={start}")
+    served = notifier.settings
+    url = events_url(notifier, workspace_id, f"&last_event_id={start}")
     sse = await SseSubscription.open(http, url)
     try:
-        async with GrpcSubscription(address, workspace_id, start) as grpc_sub:
+        async with GrpcSubscription(served, workspace_id, start) as grpc_sub:
             assert uploaded.photo is not None
             await put_thumbnails(store, workspace_id, uploaded.photo.id)
             ready = await mark_complete(pool, uploaded.photo)  # live, after the replayed one
@@ -401,7 +412,8 @@ async def test_sse_streams_the_same_events_as_grpc(
     assert [t.url for t in grpc_events[1].photo.thumbnails] == [
         t["url"] for t in data["thumbnails"]
     ]
-    async with http.get(data["thumbnails"][0]["url"]) as response:
+    headers = auth_headers(token_for(notifier.settings, workspace_id))
+    async with http.get(data["thumbnails"][0]["url"], headers=headers) as response:
         assert response.status == 200
         assert response.content_type == "image/webp"
 
@@ -413,9 +425,9 @@ async def test_sse_resumes_from_last_event_id_header_or_query(
     ids = [await publish_new_photo(pool, relay, workspace_id) for _ in range(4)]
     cases = [
         ({"Last-Event-ID": str(ids[1])}, "", ids[2:]),
-        ({}, f"?last_event_id={ids[0]}", ids[1:]),
+        ({}, f"&last_event_id={ids[0]}", ids[1:]),
         # A browser reconnecting sends the header and the page's original URL: header wins.
-        ({"Last-Event-ID": str(ids[2])}, f"?last_event_id={ids[0]}", ids[3:]),
+        ({"Last-Event-ID": str(ids[2])}, f"&last_event_id={ids[0]}", ids[3:]),
     ]
     for headers, query, expected in cases:
         sse = await SseSubscription.open(http, events_url(notifier, workspace_id, query), headers)
@@ -466,29 +478,33 @@ async def test_thumbnail_is_404_until_complete_then_cached_bytes(
     photo = (await add_photo(pool, workspace_id)).photo
     assert photo is not None
     url = f"{notifier.http}/v1/workspaces/{workspace_id}/photos/{photo.id}/thumbnails/medium"
+    other = new_workspace()
+    authed = auth_headers(token_for(notifier.settings, workspace_id, other))
 
     # Even with the bytes already in the store, a photo that is not complete has none.
     data = await put_thumbnails(store, workspace_id, photo.id)
-    async with http.get(url) as response:
+    async with http.get(url, headers=authed) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_ready"
 
     await mark_complete(pool, photo)
-    async with http.get(url) as response:
+    async with http.get(url, headers=authed) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "image/webp"
-        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        # private: the bytes are a token holder's, never a shared cache's to hand out.
+        assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
         assert await response.read() == data
         etag = response.headers["ETag"]
-    async with http.get(url, headers={"If-None-Match": etag}) as response:
+    async with http.get(url, headers={**authed, "If-None-Match": etag}) as response:
         assert response.status == 304
         assert response.headers["ETag"] == etag
         assert await response.read() == b""
-    async with http.get(url, headers={"If-None-Match": '"something-else"'}) as response:
-        assert response.status == 200
+    async with http.get(url, headers={**authed, "If-None-Match": '"something-else"'}) as r:
+        assert r.status == 200
 
-    other_workspace = url.replace(f"/workspaces/{workspace_id}/", f"/workspaces/{new_workspace()}/")
-    async with http.get(other_workspace) as response:
+    # Asked for under another workspace the token lists: no such photo there.
+    other_workspace = url.replace(f"/workspaces/{workspace_id}/", f"/workspaces/{other}/")
+    async with http.get(other_workspace, headers=authed) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
 
@@ -503,9 +519,7 @@ async def test_thumbnail_is_404_until_complete_then_cached_bytes(
 async def test_subscribe_rejects_invalid_input(
     notifier: RunningNotifier, workspace_id: str, after_event_id: int, says: str
 ) -> None:
-    async with GrpcSubscription(
-        notifier.settings.notifier_addr, workspace_id, after_event_id
-    ) as subscription:
+    async with GrpcSubscription(notifier.settings, workspace_id, after_event_id) as subscription:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await subscription.call.read()
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -530,7 +544,8 @@ async def test_gateway_rejects_invalid_input_with_json_errors(
     headers: dict[str, str],
     status: int,
 ) -> None:
-    async with http.get(f"{notifier.http}{path}", headers=headers) as response:
+    authed = {**headers, **auth_headers(token_for(notifier.settings, "ws"))}
+    async with http.get(f"{notifier.http}{path}", headers=authed) as response:
         assert response.status == status
         error = (await response.json())["error"]
         assert error["code"] and error["message"]
@@ -563,7 +578,7 @@ async def test_a_message_that_is_no_event_is_dropped_and_consuming_goes_on(
 ) -> None:
     workspace_id = new_workspace()
     after = await publish_new_photo(pool, relay, workspace_id)
-    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id, after) as sub:
+    async with GrpcSubscription(notifier.settings, workspace_id, after) as sub:
         for body in (b"not json", b"[1, 2]", b'{"id": "x"}'):
             await exchanges["events"].publish(Message(body), routing_key="photo.uploaded")
         good = await publish_new_photo(pool, relay, workspace_id)
@@ -603,9 +618,9 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
     try:
         (connection,) = await broker_connections(name) - others
         workspace_id = new_workspace()
-        address = running.settings.notifier_addr
+        served = running.settings
         seen = await publish_new_photo(pool, relay, workspace_id)
-        async with GrpcSubscription(address, workspace_id, seen - 1) as subscription:
+        async with GrpcSubscription(served, workspace_id, seen - 1) as subscription:
             assert (await subscription.next()).id == seen  # type: ignore[union-attr]
             # The broker itself drops this notifier's connection, and with it its queue.
             await run_rabbitmqctl("close_connection", connection, "thumbwire notifier test")
@@ -615,7 +630,7 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
             if end is not None:
                 assert await subscription.next(wait_s=20) is None
             assert await subscription.call.code() == grpc.StatusCode.OK
-        async with GrpcSubscription(address, workspace_id, seen) as resumed:
+        async with GrpcSubscription(served, workspace_id, seen) as resumed:
             assert (await resumed.next()).id == missed  # type: ignore[union-attr]
             live = await publish_new_photo(pool, relay, workspace_id)
             assert (await resumed.next()).id == live  # type: ignore[union-attr]
@@ -630,7 +645,7 @@ async def test_stop_ends_open_streams_and_serve_returns(
     workspace_id = new_workspace()
     seen = await publish_new_photo(pool, relay, workspace_id)
     try:
-        async with GrpcSubscription(running.settings.notifier_addr, workspace_id, seen - 1) as sub:
+        async with GrpcSubscription(running.settings, workspace_id, seen - 1) as sub:
             sse = await SseSubscription.open(
                 http, events_url(running, workspace_id), {"Last-Event-ID": str(seen - 1)}
             )

@@ -3,14 +3,18 @@ secret."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import jwt
 import pytest
 
+from services.cli.token import duration_s
 from services.core.auth import Claims, TokenAuthority, bearer_token
 from services.core.config import ConfigError, Settings
+from services.core.dev_secret import load_or_create_dev_secret, read_dev_secret
 from services.core.errors import PermissionDenied, Unauthenticated
 
 # 64 bytes: long enough for the HS512 token below too.
@@ -130,3 +134,26 @@ def test_issue_refuses_nonsense(tokens: TokenAuthority) -> None:
         tokens.issue("", ["w"], 60)
     with pytest.raises(ValueError, match="positive"):
         tokens.issue("ann", ["w"], 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("7d", 604800)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "0", "1w", "1.5.h"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration_s(text)
+
+
+def test_the_dev_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "dev-auth-secret"
+    assert read_dev_secret(path) is None
+    secret = load_or_create_dev_secret(path)
+    assert len(secret) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_dev_secret(path) == secret == read_dev_secret(path)
+    TokenAuthority(secret)  # long enough to be used
