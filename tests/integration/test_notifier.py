@@ -11,8 +11,6 @@ import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from types import TracebackType
 
 import aiohttp
 import asyncpg
@@ -22,68 +20,18 @@ from aio_pika import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
-from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from services.core.config import Settings
 from services.core.events import EventType
 from services.core.outbox import OutboxRelay
 from services.core.photos import ThumbnailSize, thumbnail_key
 from services.core.storage import ObjectStore
-from services.notifier.app import serve
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live
-from tests.support.auth import auth_headers, bearer_channel, token_for
+from tests.support.auth import auth_headers, token_for
 from tests.support.events_seed import add_photo, event_ids_after, mark_complete
-from tests.support.ports import free_address
-
-WAIT_S = 10.0
-
-
-# --- the notifier under test ---------------------------------------------------------------
-
-
-@dataclass
-class RunningNotifier:
-    settings: Settings
-    stop: asyncio.Event
-    task: asyncio.Task[None]
-
-    @property
-    def http(self) -> str:
-        return f"http://{self.settings.gateway_addr}"
-
-    async def close(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 30)
-
-
-async def start_notifier(settings: Settings) -> RunningNotifier:
-    own = replace(
-        settings, notifier_addr=free_address(), gateway_addr=free_address(), sse_heartbeat_s=0.3
-    )
-    stop = asyncio.Event()
-    running = RunningNotifier(own, stop, asyncio.create_task(serve(own, stop)))
-    try:
-        await asyncio.wait_for(_until_serving(running), 30)
-    except BaseException:
-        running.stop.set()
-        await asyncio.wait({running.task}, timeout=30)
-        raise
-    return running
-
-
-async def _until_serving(running: RunningNotifier) -> None:
-    async with grpc.aio.insecure_channel(running.settings.notifier_addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if running.task.done():
-                running.task.result()  # raises what serve() died of
-                raise AssertionError("serve() returned before serving")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.05)
+from tests.support.services import RunningNotifier, start_notifier
+from tests.support.streams import GrpcSubscription, SseSubscription
 
 
 @pytest.fixture(scope="module")
@@ -109,128 +57,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 def new_workspace() -> str:
     return f"ws-{uuid.uuid4().hex[:10]}"
-
-
-# --- stream clients that collect into a queue, so tests wait with timeouts ------------------
-
-
-class GrpcSubscription:
-    """A Subscribe call read by a task of its own; None in `received` marks the end. The call
-    carries `token`, by default one that lists `workspace_id`."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        workspace_id: str,
-        after_event_id: int = 0,
-        token: str | None = None,
-    ) -> None:
-        token = token or token_for(settings, workspace_id)
-        self._channel = bearer_channel(settings.notifier_addr, token)
-        stub = notifier_pb2_grpc.NotifierServiceStub(self._channel)
-        request = notifier_pb2.SubscribeRequest(
-            workspace_id=workspace_id, after_event_id=after_event_id
-        )
-        self.call = stub.Subscribe(request)
-        self.received: asyncio.Queue[notifier_pb2.PhotoEvent | None] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.call:
-                self.received.put_nowait(message)
-        finally:
-            self.received.put_nowait(None)
-
-    async def next(self, wait_s: float = WAIT_S) -> notifier_pb2.PhotoEvent | None:
-        return await asyncio.wait_for(self.received.get(), wait_s)
-
-    async def take(self, count: int) -> list[notifier_pb2.PhotoEvent]:
-        messages = []
-        for _ in range(count):
-            message = await self.next()
-            assert message is not None, f"stream ended after {len(messages)} of {count}"
-            messages.append(message)
-        return messages
-
-    async def __aenter__(self) -> GrpcSubscription:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
-    ) -> None:
-        self.call.cancel()
-        self._reader.cancel()
-        await asyncio.wait({self._reader})
-        await self._channel.close()
-
-
-@dataclass
-class SseFrame:
-    fields: dict[str, str] = field(default_factory=dict)
-    comments: list[str] = field(default_factory=list)
-
-    @property
-    def is_event(self) -> bool:
-        return "id" in self.fields
-
-
-class SseSubscription:
-    """An SSE response parsed into frames by a task of its own; None marks the end."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
-        self.frames: asyncio.Queue[SseFrame | None] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(
-        cls, session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-    ) -> SseSubscription:
-        response = await session.get(url, headers=headers or {})
-        assert response.status == 200, await response.text()
-        return cls(response)
-
-    async def _read(self) -> None:
-        frame = SseFrame()
-        try:
-            async for raw in self.response.content:
-                line = raw.decode().rstrip("\n")
-                if line == "":
-                    self.frames.put_nowait(frame)
-                    frame = SseFrame()
-                elif line.startswith(":"):
-                    frame.comments.append(line[1:].strip())
-                else:
-                    name, _, value = line.partition(":")
-                    frame.fields[name] = value.removeprefix(" ")
-        except aiohttp.ClientError:
-            pass
-        finally:
-            self.frames.put_nowait(None)
-
-    async def next_frame(self, wait_s: float = WAIT_S) -> SseFrame | None:
-        return await asyncio.wait_for(self.frames.get(), wait_s)
-
-    async def next_event(self, wait_s: float = WAIT_S) -> SseFrame | None:
-        """The next frame that carries an event (skipping retry and heartbeat frames)."""
-        while True:
-            frame = await self.next_frame(wait_s)
-            if frame is None or frame.is_event:
-                return frame
-
-    async def take_events(self, count: int) -> list[SseFrame]:
-        frames = []
-        for _ in range(count):
-            frame = await self.next_event()
-            assert frame is not None, f"stream ended after {len(frames)} of {count}"
-            frames.append(frame)
-        return frames
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        await asyncio.wait({self._reader})
-        self.response.close()
 
 
 def events_url(notifier: RunningNotifier, workspace_id: str, query: str = "") -> str:

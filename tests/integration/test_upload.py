@@ -3,59 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from thumbwire.v1 import photos_pb2, photos_pb2_grpc
+from thumbwire.v1 import photos_pb2
 
 from services.core.config import Settings
 from services.core.photos import original_key
 from services.core.storage import ObjectNotFound, ObjectStore
 from services.core.topology import Topology
-from services.upload.app import serve
 from tests.support import images
-from tests.support.auth import AuthedChannels
 from tests.support.ports import free_address
+from tests.support.services import UploadService, running_upload
 from tests.support.uploads import upload, upload_requests
 
 MAX_BYTES = 300_000
 MAX_PIXELS = 4_000_000
-
-
-@dataclasses.dataclass
-class UploadService:
-    settings: Settings
-    channels: AuthedChannels
-    # Without a token: for health and reflection, which stay open.
-    channel: grpc.aio.Channel
-
-    def stub_for(self, *workspaces: str) -> photos_pb2_grpc.PhotoServiceStub:
-        """A stub whose calls carry a token that lists `workspaces`."""
-        return self.channels.stub(photos_pb2_grpc.PhotoServiceStub, *workspaces)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[UploadService]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    channel = grpc.aio.insecure_channel(settings.upload_addr)
-    channels = AuthedChannels(settings, settings.upload_addr)
-    try:
-        await asyncio.wait_for(channel.channel_ready(), 15)
-        yield UploadService(settings, channels, channel)
-    finally:
-        await channels.close()
-        await channel.close()
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +37,7 @@ async def service(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
         max_upload_bytes=MAX_BYTES,
         max_pixels=MAX_PIXELS,
     )
-    async with running(own) as svc:
+    async with running_upload(own) as svc:
         yield svc
 
 
@@ -351,7 +320,7 @@ async def test_upload_while_storage_is_unreachable_is_unavailable(
         s3_endpoint=f"http://{free_address()}",  # nothing listens there
     )
     ws = workspace()
-    async with running(cut_off) as svc:
+    async with running_upload(cut_off) as svc:
         await expect_status(
             upload(svc.stub_for(ws), ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
         )
@@ -372,7 +341,7 @@ async def test_a_database_refusing_connections_is_unavailable_then_recovers(
     )
     ws = workspace()
     try:
-        async with running(own) as svc:
+        async with running_upload(own) as svc:
             photo = await upload(svc.stub_for(ws), ws, "i", images.jpeg(32, 32))
             request = photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id=photo.id)
             await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
