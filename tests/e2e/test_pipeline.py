@@ -284,7 +284,7 @@ async def test_cli_uploads_and_waits_for_thumbnails(
     assert all(line.split()[3].startswith("http://") for line in lines[1:])
 
     # The same token does not open another workspace.
-    other = ["upload", str(photo), "--workspace", "not-cli-ws", "--item", "shelf"]
+    other = ["watch", "--workspace", "not-cli-ws"]
     denied = await asyncio.to_thread(run_cli, other, env, tmp_path)
     assert denied.returncode == 1
     assert "PERMISSION_DENIED" in denied.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import shutil
 import uuid
@@ -19,17 +18,15 @@ import pytest
 from aio_pika import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from PIL import Image
 
 from services.core.config import Settings
 from services.core.events import EventType
 from services.core.outbox import OutboxRelay
-from services.core.photos import ThumbnailSize, thumbnail_key
 from services.core.storage import ObjectStore
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live
 from tests.support.auth import auth_headers, token_for
-from tests.support.events_seed import add_photo, event_ids_after, mark_complete
+from tests.support.events_seed import add_photo, event_ids_after, mark_complete, put_thumbnails
 from tests.support.services import RunningNotifier, start_notifier
 from tests.support.streams import GrpcSubscription, SseSubscription
 
@@ -46,13 +43,6 @@ async def notifier(
 @pytest.fixture(scope="module")
 def relay(pool: asyncpg.Pool, exchanges: dict) -> OutboxRelay:
     return OutboxRelay(pool, exchanges)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield session
 
 
 def new_workspace() -> str:
@@ -282,19 +272,6 @@ async def test_sse_sends_heartbeats_on_an_idle_stream(
 
 
 # --- thumbnails by URL --------------------------------------------------------------------------
-
-
-def webp_bytes(color: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (6, 4), color).save(buffer, format="WEBP")
-    return buffer.getvalue()
-
-
-async def put_thumbnails(store: ObjectStore, workspace_id: str, photo_id: uuid.UUID) -> bytes:
-    data = webp_bytes("red")
-    for size in ThumbnailSize:
-        await store.put(thumbnail_key(workspace_id, photo_id, size), data, "image/webp")
-    return data
 
 
 async def test_thumbnail_is_404_until_complete_then_cached_bytes(
