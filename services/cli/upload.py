@@ -59,10 +59,19 @@ def report(photo: photos_pb2.Photo) -> None:
         print(f"{photo.id}: {size.lower()} {thumbnail.width}x{thumbnail.height} {thumbnail.url}")
 
 
+async def check_access(stub: photos_pb2_grpc.PhotoServiceStub, workspace_id: str) -> None:
+    """Raises the AioRpcError of a token the server refuses (UNAUTHENTICATED, PERMISSION_DENIED)
+    before any upload starts. A refused upload stream may otherwise be reported as INTERNAL:
+    grpc.aio's client overwrites the server's status when it writes after the server ended the
+    call (grpc/grpc#36066), which a large file makes likely."""
+    await stub.ListPhotos(photos_pb2.ListPhotosRequest(workspace_id=workspace_id, page_size=1))
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     token = command_token(settings, args, [args.workspace])
     async with bearer_channel(settings.upload_addr, token) as channel:
         stub = photos_pb2_grpc.PhotoServiceStub(channel)
+        await check_access(stub, args.workspace)
         photos = []
         for path in args.files:
             photo = await upload_file(stub, path, args)

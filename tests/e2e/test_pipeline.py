@@ -283,9 +283,15 @@ async def test_cli_uploads_and_waits_for_thumbnails(
     ]
     assert all(line.split()[3].startswith("http://") for line in lines[1:])
 
-    # The same token does not open another workspace.
-    other = ["watch", "--workspace", "not-cli-ws"]
-    denied = await asyncio.to_thread(run_cli, other, env, tmp_path)
-    assert denied.returncode == 1
-    assert "PERMISSION_DENIED" in denied.stderr
-    assert token not in denied.stderr
+    # The same token does not open another workspace, to watch or to upload; a large upload
+    # too is refused as PERMISSION_DENIED (the CLI checks access before it streams the file).
+    large = tmp_path / "large.jpg"
+    large.write_bytes(images.jpeg(64, 64) + bytes(4_000_000))
+    for other in (
+        ["watch", "--workspace", "not-cli-ws"],
+        ["upload", str(large), "--workspace", "not-cli-ws", "--item", "shelf"],
+    ):
+        denied = await asyncio.to_thread(run_cli, other, env, tmp_path)
+        assert denied.returncode == 1
+        assert "PERMISSION_DENIED" in denied.stderr
+        assert token not in denied.stderr
