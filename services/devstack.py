@@ -1,5 +1,7 @@
 """`make run`: prepares the database, the broker topology and object storage, then runs every
-service in the foreground until Ctrl-C or SIGTERM, which stops them all."""
+service in the foreground until Ctrl-C or SIGTERM, which stops them all. Without
+THUMBWIRE_AUTH_SECRET it makes a development secret (kept under ./var) for the services, and
+prints a token to try them with."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from services.core.config import Settings
-from services.core.lifecycle import setup_logging
+from services.core.auth import SECRET_VARIABLE, TokenAuthority
+from services.core.config import ConfigError, Settings
+from services.core.dev_secret import DEV_SECRET_PATH, load_or_create_dev_secret
+from services.core.lifecycle import EXIT_CONFIG, setup_logging
 from services.core.s3_server import EmbeddedS3Server
 from services.setup import prepare
 
@@ -22,6 +26,8 @@ log = logging.getLogger("devstack")
 SERVICES = ("upload", "thumbnailer", "notifier")
 STOP_TIMEOUT_S = 30.0
 S3_DATA_DIR = Path("var/s3")
+DEMO_WORKSPACE = "demo"
+DEV_TOKEN_TTL_S = 24 * 3600.0
 
 
 class Stack:
@@ -65,13 +71,32 @@ class Stack:
                 process.wait()
 
 
-def how_to_try(settings: Settings) -> str:
+def dev_tokens(settings: Settings, env: dict[str, str]) -> TokenAuthority:
+    """The authority of THUMBWIRE_AUTH_SECRET or, when it is unset, of a development secret
+    that the services get through `env`."""
+    if settings.auth_secret:
+        return TokenAuthority(settings.auth_secret)
+    secret = load_or_create_dev_secret(DEV_SECRET_PATH)
+    log.warning(
+        "%s is not set: the services use the DEVELOPMENT secret kept in %s. Anyone who can read"
+        " that file can sign tokens: set %s to a secret of your own outside development.",
+        SECRET_VARIABLE,
+        DEV_SECRET_PATH,
+        SECRET_VARIABLE,
+    )
+    env[SECRET_VARIABLE] = secret
+    return TokenAuthority(secret)
+
+
+def how_to_try(settings: Settings, token: str) -> str:
     gateway = settings.public_base_url
     return f"""
-thumbwire is running.
+thumbwire is running. A token for workspace {DEMO_WORKSPACE}, valid for 24 hours (make others
+with `.venv/bin/thumbwire token --workspace NAME`):
+  export THUMBWIRE_TOKEN={token}
   upload a photo:   .venv/bin/thumbwire upload photo.jpg --workspace demo --item item-1 --wait
   follow events:    .venv/bin/thumbwire watch --workspace demo
-  or over SSE:      curl -N {gateway}/v1/workspaces/demo/events
+  or over SSE:      curl -N "{gateway}/v1/workspaces/demo/events?access_token=$THUMBWIRE_TOKEN"
   PhotoService on {settings.upload_addr}, NotifierService on {settings.notifier_addr},
   gateway on {gateway}, thumbnailer metrics on http://{settings.thumbnailer_metrics_addr}/metrics
 Ctrl-C stops everything.
@@ -80,8 +105,13 @@ Ctrl-C stops everything.
 
 def main() -> int:
     setup_logging("devstack")
-    settings = Settings.from_env()
     env = dict(os.environ)
+    try:
+        settings = Settings.from_env()
+        tokens = dev_tokens(settings, env)
+    except ConfigError as exc:
+        log.critical("cannot start: %s", exc)
+        return EXIT_CONFIG
     s3_server = None
     if settings.s3_endpoint is None:
         s3_server = EmbeddedS3Server(
@@ -96,7 +126,8 @@ def main() -> int:
         signal.signal(signal.SIGTERM, stack.request_stop)
         signal.signal(signal.SIGINT, stack.request_stop)
         stack.start()
-        print(how_to_try(settings), flush=True)
+        token = tokens.issue("dev", [DEMO_WORKSPACE], DEV_TOKEN_TTL_S)
+        print(how_to_try(settings, token), flush=True)
         return stack.wait()
     finally:
         stack.stop()

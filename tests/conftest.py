@@ -18,6 +18,7 @@ from services.core.config import Settings
 from services.core.s3_server import EmbeddedS3Server
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
+from tests.support.auth import new_secret
 from tests.support.ports import free_address
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -62,6 +63,8 @@ def settings(s3_server: EmbeddedS3Server) -> Settings:
         thumbnailer_concurrency=2,
         # The ladder is 100, 200, 400, 800 ms: every rung runs in a test within seconds.
         retry_base_ms=100,
+        # Every call needs a token signed with it: tests.support.auth.token_for(settings, ws).
+        auth_secret=new_secret(),
     )
 
 

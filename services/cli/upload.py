@@ -7,10 +7,11 @@ import mimetypes
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2_grpc
 
+from services.cli.credentials import add_token_argument, command_token
 from services.core.config import Settings
+from services.core.grpc_bearer import bearer_channel
 
 CHUNK_BYTES = 256 * 1024
 TERMINAL_EVENTS = {"photo.thumbnail_ready", "photo.thumbnail_failed"}
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--item", required=True)
     parser.add_argument("--caption", default="")
     parser.add_argument("--wait", action="store_true", help="wait for the thumbnails")
+    add_token_argument(parser)
 
 
 async def file_requests(
@@ -57,9 +59,19 @@ def report(photo: photos_pb2.Photo) -> None:
         print(f"{photo.id}: {size.lower()} {thumbnail.width}x{thumbnail.height} {thumbnail.url}")
 
 
+async def check_access(stub: photos_pb2_grpc.PhotoServiceStub, workspace_id: str) -> None:
+    """Raises the AioRpcError of a token the server refuses (UNAUTHENTICATED, PERMISSION_DENIED)
+    before any upload starts. A refused upload stream may otherwise be reported as INTERNAL:
+    grpc.aio's client overwrites the server's status when it writes after the server ended the
+    call (grpc/grpc#36066), which a large file makes likely."""
+    await stub.ListPhotos(photos_pb2.ListPhotosRequest(workspace_id=workspace_id, page_size=1))
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(settings.upload_addr) as channel:
+    token = command_token(settings, args, [args.workspace])
+    async with bearer_channel(settings.upload_addr, token) as channel:
         stub = photos_pb2_grpc.PhotoServiceStub(channel)
+        await check_access(stub, args.workspace)
         photos = []
         for path in args.files:
             photo = await upload_file(stub, path, args)
@@ -67,18 +79,23 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             photos.append(photo)
         if not args.wait:
             return 0
-        finished = await wait_finished(settings, stub, args.workspace, {p.id for p in photos})
+        ids = {p.id for p in photos}
+        finished = await wait_finished(settings, token, stub, args.workspace, ids)
     for photo in photos:
         report(finished[photo.id])
     return 1 if any(p.thumbnail_status == FAILED for p in finished.values()) else 0
 
 
 async def wait_finished(
-    settings: Settings, stub: photos_pb2_grpc.PhotoServiceStub, workspace_id: str, ids: set[str]
+    settings: Settings,
+    token: str,
+    stub: photos_pb2_grpc.PhotoServiceStub,
+    workspace_id: str,
+    ids: set[str],
 ) -> dict[str, photos_pb2.Photo]:
     """Each photo once its thumbnails are ready or have failed."""
     finished: dict[str, photos_pb2.Photo] = {}
-    async with grpc.aio.insecure_channel(settings.notifier_addr) as channel:
+    async with bearer_channel(settings.notifier_addr, token) as channel:
         call = notifier_pb2_grpc.NotifierServiceStub(channel).Subscribe(
             notifier_pb2.SubscribeRequest(workspace_id=workspace_id)
         )

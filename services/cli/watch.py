@@ -5,21 +5,23 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 
-import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2
 
+from services.cli.credentials import add_token_argument, command_token
 from services.core.config import Settings
+from services.core.grpc_bearer import bearer_channel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--after", type=int, default=0, help="replay events after this id")
+    add_token_argument(parser)
 
 
 async def events(
-    settings: Settings, workspace_id: str, after_event_id: int = 0
+    settings: Settings, token: str, workspace_id: str, after_event_id: int = 0
 ) -> AsyncIterator[notifier_pb2.PhotoEvent]:
-    async with grpc.aio.insecure_channel(settings.notifier_addr) as channel:
+    async with bearer_channel(settings.notifier_addr, token) as channel:
         stub = notifier_pb2_grpc.NotifierServiceStub(channel)
         request = notifier_pb2.SubscribeRequest(
             workspace_id=workspace_id, after_event_id=after_event_id
@@ -35,6 +37,7 @@ def describe(event: notifier_pb2.PhotoEvent) -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    async for event in events(settings, args.workspace, args.after):
+    token = command_token(settings, args, [args.workspace])
+    async for event in events(settings, token, args.workspace, args.after):
         print(describe(event), flush=True)
     return 0

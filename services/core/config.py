@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 DEV_S3_ENDPOINT = "http://127.0.0.1:9000"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed: the process cannot start. Says which, never its value
+    when the value is a secret."""
 
 
 @dataclass(frozen=True)
@@ -16,11 +22,14 @@ class Settings:
     # None: `make run` starts an embedded S3 server at DEV_S3_ENDPOINT.
     s3_endpoint: str | None = None
     s3_access_key: str = "minioadmin"
-    s3_secret_key: str = "minioadmin"
+    # repr=False: secrets stay out of logs and test reports that print the settings.
+    s3_secret_key: str = dataclasses.field(default="minioadmin", repr=False)
     s3_bucket: str = "thumbwire"
     s3_region: str = "us-east-1"
     namespace: str = "thumbwire"
-    auth_secret: str | None = None
+    # The HS256 key of bearer tokens; the upload service and the notifier refuse to start
+    # without it (services.core.auth).
+    auth_secret: str | None = dataclasses.field(default=None, repr=False)
     max_upload_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 100_000_000
     retry_base_ms: int = 2000
@@ -82,5 +91,5 @@ def _parse(name: str, raw: str, type_name: object) -> object:
         if kind == "float":
             return float(raw)
     except ValueError as exc:
-        raise ValueError(f"THUMBWIRE_{name.upper()} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"THUMBWIRE_{name.upper()} must be a number, got {raw!r}") from exc
     return raw

@@ -36,6 +36,18 @@ class NotFound(ClientError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class Unauthenticated(ClientError):
+    """No bearer token, or one that does not verify. The message never quotes the token."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(ClientError):
+    """The token is good but does not list the workspace asked for."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class TooLarge(ClientError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

@@ -1,4 +1,6 @@
-"""A grpc.aio server with the standard health and reflection services beside the app's own."""
+"""A grpc.aio server with the standard health and reflection services beside the app's own;
+every call of the app's services must carry a bearer token (services.core.grpc_auth), while
+health and reflection stay open to probes and tools."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from collections.abc import Callable, Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from services.core.auth import TokenAuthority
+from services.core.grpc_auth import AuthInterceptor
 
 # A stream with no traffic is pinged so that dead peers are noticed and idle proxies keep it.
 KEEPALIVE_OPTIONS = [
@@ -25,16 +30,18 @@ class GrpcServer:
         address: str,
         register: Sequence[Callable[[grpc.aio.Server], None]],
         names: Sequence[str],
+        tokens: TokenAuthority,
     ) -> None:
-        self.server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
+        open_services = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        self.server = grpc.aio.server(
+            options=KEEPALIVE_OPTIONS, interceptors=[AuthInterceptor(tokens, open_services)]
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add in register:
             add(self.server)
         self._names = list(names)
-        reflection.enable_server_reflection(
-            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        reflection.enable_server_reflection([*self._names, *open_services], self.server)
         self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")

@@ -9,7 +9,10 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
-from services.core.config import Settings
+from services.core.config import ConfigError, Settings
+
+# The exit status of a process that cannot start for a missing or malformed setting.
+EXIT_CONFIG = 2
 
 
 def setup_logging(service: str) -> None:
@@ -23,18 +26,22 @@ def setup_logging(service: str) -> None:
 
 
 def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
-    """Runs `serve(settings, stop)` until it returns; signals only set `stop`."""
+    """Runs `serve(settings, stop)` until it returns; signals only set `stop`. A ConfigError
+    (e.g. no THUMBWIRE_AUTH_SECRET) ends the process with its message and EXIT_CONFIG."""
     setup_logging(service)
-    settings = Settings.from_env()
 
-    async def main() -> None:
+    async def main(settings: Settings) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main(Settings.from_env()))
+    except ConfigError as exc:
+        logging.getLogger(service).critical("cannot start: %s", exc)
+        sys.exit(EXIT_CONFIG)
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from services.core import broker, database
+from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.http_server import start_http
@@ -29,6 +30,7 @@ HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Runs the notifier until `stop` is set, then ends every stream and closes everything."""
+    tokens = TokenAuthority.from_settings(settings)  # first: no secret, no start
     await database.prepare(settings.database_url)
     instance_id = new_instance_id()
     async with contextlib.AsyncExitStack() as resources:
@@ -49,7 +51,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             pruner = EventPruner(pool, settings.event_retention_s, interval_s)
             pruning = asyncio.create_task(pruner.run(), name="event-pruner")
             resources.push_async_callback(cancel_and_wait, pruning)
-        deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub)
+        deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub, tokens)
         await start_gateway(deps, resources)
         await start_grpc(deps, resources)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
@@ -67,7 +69,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> GrpcServer:
     service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url)
-    server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME])
+    server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens)
     await server.start()
     resources.push_async_callback(server.stop, GRPC_GRACE_S)
     return server

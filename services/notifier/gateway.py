@@ -1,4 +1,5 @@
-"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, and a health check."""
+"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, and a health check. Every route
+but the health check needs a bearer token for its workspace (gateway_auth)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 from aiohttp import ETag, web
 
 from services.core import convert, validation
+from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError, InvalidArgument, NotFound, Unavailable
@@ -26,14 +28,17 @@ from services.core.photos import (
 )
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
+from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live, with_heartbeats
 
 log = logging.getLogger(__name__)
 
-# The bytes under one thumbnail URL never change: keys derive from ids only.
-IMMUTABLE = "public, max-age=31536000, immutable"
+# The bytes under one thumbnail URL never change: keys derive from ids only. `private`: they are
+# served to a token holder only, so no shared cache may hand them to anyone else.
+IMMUTABLE = "private, max-age=31536000, immutable"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+HEALTHZ = "/healthz"
 
 
 class ThumbnailsNotReady(NotFound):
@@ -48,15 +53,17 @@ class GatewayDeps:
     pool: asyncpg.Pool
     store: ObjectStore
     hub: Hub
+    tokens: TokenAuthority
 
 
 DEPS = web.AppKey("deps", GatewayDeps)
 
 
 def create_app(deps: GatewayDeps) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    # json_errors first (outermost), so that auth failures are JSON errors too.
+    app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, [HEALTHZ])])
     app[DEPS] = deps
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(HEALTHZ, healthz)
     app.router.add_get("/v1/workspaces/{workspace_id}/events", stream_events)
     app.router.add_get(
         "/v1/workspaces/{workspace_id}/photos/{photo_id}/thumbnails/{size}", get_thumbnail
@@ -79,7 +86,10 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
     try:
         return await handler(request)
     except ClientError as exc:
-        return error_response(exc.http_status, exc.code_name, str(exc))
+        response = error_response(exc.http_status, exc.code_name, str(exc))
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="thumbwire"'  # RFC 6750
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

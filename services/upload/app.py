@@ -10,6 +10,7 @@ import logging
 from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core import broker, database
+from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.outbox import OutboxRelay
@@ -25,6 +26,7 @@ STOP_GRACE_S = 10.0
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    tokens = TokenAuthority.from_settings(settings)  # first: no secret, no start
     await database.prepare(settings.database_url)
     pool = await database.create_pool(settings.database_url, application_name="thumbwire-upload")
     connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
@@ -34,6 +36,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
         server = _grpc_server(
             settings,
+            tokens,
             PhotoService(
                 Catalogue(pool),
                 ObjectStore.from_settings(settings),
@@ -54,10 +57,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await pool.close()
 
 
-def _grpc_server(settings: Settings, service: PhotoService) -> GrpcServer:
+def _grpc_server(settings: Settings, tokens: TokenAuthority, service: PhotoService) -> GrpcServer:
     servicer = PhotoServicer(service, settings.public_base_url)
     return GrpcServer(
         settings.upload_addr,
         [lambda server: photos_pb2_grpc.add_PhotoServiceServicer_to_server(servicer, server)],
         [SERVICE_NAME],
+        tokens,
     )

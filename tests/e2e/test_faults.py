@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2
 
 from services.core.config import Settings
 from services.core.storage import ObjectStore
 from tests.support import images
+from tests.support.auth import bearer, token_for
 from tests.support.pg_cluster import PrivatePostgres
 from tests.support.photo_client import PhotoClient
 from tests.support.ports import free_address
@@ -59,13 +61,18 @@ async def stack(
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[PhotoClient]:
-    photo_client = PhotoClient(stack.settings.upload_addr)
+    photo_client = PhotoClient(stack.settings.upload_addr, token_for(stack.settings, *WORKSPACES))
     yield photo_client
     await photo_client.close()
 
 
+# One per test: the tests share the run's database.
+WORKSPACES = ("broker-down", "sigkill", "drain", "pgrestart")
+
+
 def workspace(name: str) -> str:
-    return f"{name}-{id(name) % 100_000}"
+    assert name in WORKSPACES
+    return name
 
 
 async def test_uploads_succeed_while_the_broker_is_stopped_and_finish_after_it_returns(
@@ -101,11 +108,9 @@ async def _ready_event_of_next_upload(
 async def _subscribe_and_upload(
     settings: Settings, client: PhotoClient, ws: str
 ) -> AsyncIterator[notifier_pb2.PhotoEvent]:
-    import grpc
-
     async with grpc.aio.insecure_channel(settings.notifier_addr) as channel:
         call = notifier_pb2_grpc.NotifierServiceStub(channel).Subscribe(
-            notifier_pb2.SubscribeRequest(workspace_id=ws)
+            notifier_pb2.SubscribeRequest(workspace_id=ws), metadata=bearer(token_for(settings, ws))
         )
         try:
             await call.initial_metadata()
@@ -173,7 +178,7 @@ async def test_sigterm_drains_every_service_within_30_seconds(
     own = fault_settings(settings, "drain", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
     stack = Stack(own, tmp_path)
     await stack.start()
-    client = PhotoClient(own.upload_addr)
+    client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))
     ws = workspace("drain")
     try:
         stream = asyncio.create_task(_stream_until_closed(own, ws))
@@ -195,11 +200,9 @@ async def test_sigterm_drains_every_service_within_30_seconds(
 
 
 async def _stream_until_closed(settings: Settings, ws: str) -> str:
-    import grpc
-
     async with grpc.aio.insecure_channel(settings.notifier_addr) as channel:
         call = notifier_pb2_grpc.NotifierServiceStub(channel).Subscribe(
-            notifier_pb2.SubscribeRequest(workspace_id=ws)
+            notifier_pb2.SubscribeRequest(workspace_id=ws), metadata=bearer(token_for(settings, ws))
         )
         try:
             async for _event in call:
@@ -225,7 +228,7 @@ async def test_a_database_restart_during_work_loses_nothing(
     )
     stack = Stack(own, tmp_path)
     await stack.start()
-    client = PhotoClient(own.upload_addr)
+    client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))
     ws = workspace("pgrestart")
     try:
         uploads = asyncio.create_task(_upload_steadily(client, ws, count=12))

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -14,13 +15,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import grpc
 import pytest
 from PIL import Image
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2_grpc
 
 from services.core.config import Settings
 from tests.support import images
+from tests.support.auth import auth_headers, bearer_channel, token_for
 from tests.support.ports import free_address
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.stack import SERVICES, wait_ready
@@ -62,12 +63,24 @@ async def stack(stack_settings: Settings, pool, store, tmp_path_factory) -> Asyn
         for name, process in processes.items():
             print(f"--- {name} (exit {codes[name]}) ---\n{process.output()[-3000:]}")
         assert codes == dict.fromkeys(SERVICES, 0), codes
+        for name, process in processes.items():
+            assert_no_credentials(process.output(), stack_settings, name)
+
+
+# The three dot-separated base64url parts of a JWT whose header starts with {"
+JWT_PATTERN = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+
+def assert_no_credentials(output: str, settings: Settings, name: str) -> None:
+    assert settings.auth_secret and settings.auth_secret not in output, f"{name} logged the secret"
+    assert not JWT_PATTERN.search(output), f"{name} logged a token"
 
 
 async def grpc_events(
     settings: Settings, workspace_id: str, subscribed: asyncio.Event
 ) -> AsyncIterator[notifier_pb2.PhotoEvent]:
-    async with grpc.aio.insecure_channel(settings.notifier_addr) as channel:
+    token = token_for(settings, workspace_id)
+    async with bearer_channel(settings.notifier_addr, token) as channel:
         call = notifier_pb2_grpc.NotifierServiceStub(channel).Subscribe(
             notifier_pb2.SubscribeRequest(workspace_id=workspace_id)
         )
@@ -81,7 +94,8 @@ async def sse_events(
     settings: Settings, workspace_id: str, subscribed: asyncio.Event
 ) -> AsyncIterator[dict]:
     url = f"http://{settings.gateway_addr}/v1/workspaces/{workspace_id}/events"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+    headers = auth_headers(token_for(settings, workspace_id))
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         subscribed.set()
@@ -132,7 +146,8 @@ async def test_photos_travel_from_upload_to_thumbnails(stack, stack_settings: Se
     async def run_uploads() -> list[photos_pb2.Photo]:
         await asyncio.wait_for(grpc_subscribed.wait(), 10)
         await asyncio.wait_for(sse_subscribed.wait(), 10)
-        async with grpc.aio.insecure_channel(stack_settings.upload_addr) as channel:
+        token = token_for(stack_settings, ws)
+        async with bearer_channel(stack_settings.upload_addr, token) as channel:
             stub = photos_pb2_grpc.PhotoServiceStub(channel)
             photos = []
             for size, data in originals.items():
@@ -167,7 +182,8 @@ async def test_photos_travel_from_upload_to_thumbnails(stack, stack_settings: Se
         assert kinds == ["photo.uploaded", "photo.thumbnail_processing", "photo.thumbnail_ready"]
 
     ready = [e for e in grpc_seen if e.type == "photo.thumbnail_ready"]
-    async with aiohttp.ClientSession() as session:
+    headers = auth_headers(token_for(stack_settings, ws))
+    async with aiohttp.ClientSession(headers=headers) as session:
         for event in ready:
             expected = EXPECTED_SIZES[sizes_by_photo[event.photo_id]]
             await check_thumbnails(session, event.photo, expected)
@@ -202,24 +218,31 @@ async def check_thumbnails(
             assert image.size == (width, height)
 
 
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "services.cli", *args]
+    return subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 async def test_cli_uploads_and_waits_for_thumbnails(
     stack, stack_settings: Settings, tmp_path: Path
 ) -> None:
     photo = tmp_path / "shelf.jpg"
     photo.write_bytes(images.jpeg(1000, 500))
-    command = [
-        *(sys.executable, "-m", "services.cli"),
-        *("upload", str(photo), "--workspace", "cli-ws", "--item", "shelf", "--wait"),
-    ]
-    result = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        env=settings_env(stack_settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    # `thumbwire token` signs with the secret; the upload then has only the token.
+    minted = await asyncio.to_thread(
+        run_cli,
+        ["token", "--workspace", "cli-ws", "--ttl", "10m"],
+        settings_env(stack_settings),
+        tmp_path,
     )
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    env = settings_env(dataclasses.replace(stack_settings, auth_secret=None))
+    env["THUMBWIRE_TOKEN"] = token
+    upload_args = ["upload", str(photo), "--workspace", "cli-ws", "--item", "shelf", "--wait"]
+    result = await asyncio.to_thread(run_cli, upload_args, env, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "uploaded as" in lines[0]
@@ -229,3 +252,16 @@ async def test_cli_uploads_and_waits_for_thumbnails(
         ["large", "800x400"],
     ]
     assert all(line.split()[3].startswith("http://") for line in lines[1:])
+
+    # The same token does not open another workspace, to watch or to upload; a large upload
+    # too is refused as PERMISSION_DENIED (the CLI checks access before it streams the file).
+    large = tmp_path / "large.jpg"
+    large.write_bytes(images.jpeg(64, 64) + bytes(4_000_000))
+    for other in (
+        ["watch", "--workspace", "not-cli-ws"],
+        ["upload", str(large), "--workspace", "not-cli-ws", "--item", "shelf"],
+    ):
+        denied = await asyncio.to_thread(run_cli, other, env, tmp_path)
+        assert denied.returncode == 1
+        assert "PERMISSION_DENIED" in denied.stderr
+        assert token not in denied.stderr

@@ -27,6 +27,7 @@ from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2
 from services.core.config import Settings
 from services.core.storage import ObjectStore
 from tests.support import images
+from tests.support.auth import bearer, token_for
 from tests.support.photo_client import PhotoClient
 from tests.support.ports import free_address
 from tests.support.rabbit_node import PrivateRabbitNode
@@ -84,7 +85,9 @@ async def soak(
 async def test_photos_through_random_faults_all_finish_once_and_nothing_is_lost(
     soak: Soak, store: ObjectStore
 ) -> None:
-    client = PhotoClient(soak.stack.settings.upload_addr)
+    client = PhotoClient(
+        soak.stack.settings.upload_addr, token_for(soak.stack.settings, soak.workspace)
+    )
     seen: list[int] = []
     subscriber = asyncio.create_task(resuming_subscriber(soak.stack.settings, soak.workspace, seen))
     stop_faults = asyncio.Event()
@@ -176,7 +179,8 @@ async def resuming_subscriber(settings: Settings, ws: str, seen: list[int]) -> N
                 workspace_id=ws, after_event_id=seen[-1] if seen else 0
             )
             try:
-                async for event in stub.Subscribe(request):
+                token = token_for(settings, ws)
+                async for event in stub.Subscribe(request, metadata=bearer(token)):
                     seen.append(event.id)
             except grpc.aio.AioRpcError:
                 pass

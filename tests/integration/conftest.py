@@ -1,10 +1,14 @@
-"""The thumbnailer's parts wired as the service wires them, in the test process."""
+"""Fixtures of the integration tests: the thumbnailer's parts wired as the service wires them,
+in the test process; the upload service and the notifier side by side (for the tests of the
+workspace walls); and an HTTP client session."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
@@ -13,11 +17,13 @@ from services.core.config import Settings
 from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxRelay
 from services.core.storage import ObjectStore
-from services.core.topology import Topology
+from services.core.topology import Topology, declare_topology
 from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.rendering import ImageLimits, RenderPool
+from tests.support.ports import free_address
+from tests.support.services import RunningNotifier, UploadService, running_upload, start_notifier
 from tests.support.thumbnailing import RecordingProcessor, Thumbnailer
 
 
@@ -66,3 +72,44 @@ async def thumbnailer(
     running, consumer = await start_thumbnailer(pool, store, amqp, topology, renderer, exchanges)
     yield running
     await consumer.stop(grace_s=5)
+
+
+@dataclasses.dataclass
+class Services:
+    upload: UploadService
+    notifier: RunningNotifier
+    # Publishes the events that tests write straight to the database (events_seed).
+    relay: OutboxRelay
+
+    @property
+    def settings(self) -> Settings:
+        return self.notifier.settings
+
+
+@pytest.fixture(scope="module")
+async def services(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, amqp: AbstractRobustConnection
+) -> AsyncIterator[Services]:
+    """Both services on one namespace of their own: no other test's consumer takes the upload
+    service's jobs, and whichever relay publishes an event (the upload service's, woken by
+    every outbox write in the database, or the tests'), it reaches this notifier."""
+    own = dataclasses.replace(
+        settings, namespace=f"{settings.namespace}-walls", upload_addr=free_address()
+    )
+    channel = await amqp.channel()
+    exchanges = await declare_topology(channel, Topology.from_settings(own))
+    notifier = await start_notifier(own)
+    try:
+        async with running_upload(own) as upload:
+            yield Services(upload, notifier, OutboxRelay(pool, exchanges))
+    finally:
+        await notifier.close()
+        await channel.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # No read timeout: SSE streams stay open; the tests bound their waits themselves.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield session

@@ -17,7 +17,7 @@ import asyncpg
 import grpc
 import pytest
 from PIL import Image
-from thumbwire.v1 import photos_pb2_grpc
+from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core.config import Settings
 from services.core.events import EventType, events_after
@@ -29,6 +29,7 @@ from services.thumbnailer.processing import Outcome, ThumbnailProcessor
 from services.thumbnailer.rendering import ImageLimits, RenderPool
 from services.upload import app as upload_app
 from tests.support import corpus
+from tests.support.auth import bearer, token_for
 from tests.support.images import animated_gif, encode, marked, with_orientation
 from tests.support.ports import free_address
 from tests.support.seed import seed_photo
@@ -65,7 +66,19 @@ async def services(settings: Settings, name: str) -> AsyncIterator:
         grpc.aio.insecure_channel(own.upload_addr) as channel,
     ):
         await asyncio.wait_for(channel.channel_ready(), 15)
-        yield photos_pb2_grpc.PhotoServiceStub(channel)
+        yield CorpusClient(photos_pb2_grpc.PhotoServiceStub(channel), own)
+
+
+@dataclasses.dataclass
+class CorpusClient:
+    photos: photos_pb2_grpc.PhotoServiceStub
+    settings: Settings
+
+    async def upload(self, workspace: str, data: bytes, filename: str) -> photos_pb2.Photo:
+        metadata = bearer(token_for(self.settings, workspace))
+        return await upload(
+            self.photos, workspace, "item-1", data, filename=filename, call_metadata=metadata
+        )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +89,7 @@ async def stub(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
 
 async def upload_and_wait(stub, pool: asyncpg.Pool, data: bytes, filename: str) -> PhotoRecord:
     workspace = f"ws-{uuid.uuid4().hex[:8]}"
-    sent = await upload(stub, workspace, "item-1", data, filename=filename)
+    sent = await stub.upload(workspace, data, filename)
     async with asyncio.timeout(WAIT_S):
         while True:
             photo = await fetch_photo(pool, workspace, uuid.UUID(sent.id))
@@ -165,7 +178,7 @@ async def test_a_hostile_file_is_refused_at_upload(
     data: bytes, filename: str, reason: str, stub
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await upload(stub, f"ws-{uuid.uuid4().hex[:8]}", "item-1", data, filename=filename)
+        await stub.upload(f"ws-{uuid.uuid4().hex[:8]}", data, filename)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason in (raised.value.details() or "")
 

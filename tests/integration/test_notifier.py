@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from types import TracebackType
 
 import aiohttp
 import asyncpg
@@ -21,68 +18,17 @@ import pytest
 from aio_pika import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from PIL import Image
-from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from services.core.config import Settings
 from services.core.events import EventType
 from services.core.outbox import OutboxRelay
-from services.core.photos import ThumbnailSize, thumbnail_key
 from services.core.storage import ObjectStore
-from services.notifier.app import serve
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live
-from tests.support.events_seed import add_photo, event_ids_after, mark_complete
-from tests.support.ports import free_address
-
-WAIT_S = 10.0
-
-
-# --- the notifier under test ---------------------------------------------------------------
-
-
-@dataclass
-class RunningNotifier:
-    settings: Settings
-    stop: asyncio.Event
-    task: asyncio.Task[None]
-
-    @property
-    def http(self) -> str:
-        return f"http://{self.settings.gateway_addr}"
-
-    async def close(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 30)
-
-
-async def start_notifier(settings: Settings) -> RunningNotifier:
-    own = replace(
-        settings, notifier_addr=free_address(), gateway_addr=free_address(), sse_heartbeat_s=0.3
-    )
-    stop = asyncio.Event()
-    running = RunningNotifier(own, stop, asyncio.create_task(serve(own, stop)))
-    try:
-        await asyncio.wait_for(_until_serving(running), 30)
-    except BaseException:
-        running.stop.set()
-        await asyncio.wait({running.task}, timeout=30)
-        raise
-    return running
-
-
-async def _until_serving(running: RunningNotifier) -> None:
-    async with grpc.aio.insecure_channel(running.settings.notifier_addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if running.task.done():
-                running.task.result()  # raises what serve() died of
-                raise AssertionError("serve() returned before serving")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.05)
+from tests.support.auth import auth_headers, token_for
+from tests.support.events_seed import add_photo, event_ids_after, mark_complete, put_thumbnails
+from tests.support.services import RunningNotifier, start_notifier
+from tests.support.streams import GrpcSubscription, SseSubscription
 
 
 @pytest.fixture(scope="module")
@@ -99,133 +45,14 @@ def relay(pool: asyncpg.Pool, exchanges: dict) -> OutboxRelay:
     return OutboxRelay(pool, exchanges)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield session
-
-
 def new_workspace() -> str:
     return f"ws-{uuid.uuid4().hex[:10]}"
 
 
-# --- stream clients that collect into a queue, so tests wait with timeouts ------------------
-
-
-class GrpcSubscription:
-    """A Subscribe call read by a task of its own; None in `received` marks the end."""
-
-    def __init__(self, address: str, workspace_id: str, after_event_id: int = 0) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
-        stub = notifier_pb2_grpc.NotifierServiceStub(self._channel)
-        request = notifier_pb2.SubscribeRequest(
-            workspace_id=workspace_id, after_event_id=after_event_id
-        )
-        self.call = stub.Subscribe(request)
-        self.received: asyncio.Queue[notifier_pb2.PhotoEvent | None] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.call:
-                self.received.put_nowait(message)
-        finally:
-            self.received.put_nowait(None)
-
-    async def next(self, wait_s: float = WAIT_S) -> notifier_pb2.PhotoEvent | None:
-        return await asyncio.wait_for(self.received.get(), wait_s)
-
-    async def take(self, count: int) -> list[notifier_pb2.PhotoEvent]:
-        messages = []
-        for _ in range(count):
-            message = await self.next()
-            assert message is not None, f"stream ended after {len(messages)} of {count}"
-            messages.append(message)
-        return messages
-
-    async def __aenter__(self) -> GrpcSubscription:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
-    ) -> None:
-        self.call.cancel()
-        self._reader.cancel()
-        await asyncio.wait({self._reader})
-        await self._channel.close()
-
-
-@dataclass
-class SseFrame:
-    fields: dict[str, str] = field(default_factory=dict)
-    comments: list[str] = field(default_factory=list)
-
-    @property
-    def is_event(self) -> bool:
-        return "id" in self.fields
-
-
-class SseSubscription:
-    """An SSE response parsed into frames by a task of its own; None marks the end."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
-        self.frames: asyncio.Queue[SseFrame | None] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(
-        cls, session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-    ) -> SseSubscription:
-        response = await session.get(url, headers=headers or {})
-        assert response.status == 200, await response.text()
-        return cls(response)
-
-    async def _read(self) -> None:
-        frame = SseFrame()
-        try:
-            async for raw in self.response.content:
-                line = raw.decode().rstrip("\n")
-                if line == "":
-                    self.frames.put_nowait(frame)
-                    frame = SseFrame()
-                elif line.startswith(":"):
-                    frame.comments.append(line[1:].strip())
-                else:
-                    name, _, value = line.partition(":")
-                    frame.fields[name] = value.removeprefix(" ")
-        except aiohttp.ClientError:
-            pass
-        finally:
-            self.frames.put_nowait(None)
-
-    async def next_frame(self, wait_s: float = WAIT_S) -> SseFrame | None:
-        return await asyncio.wait_for(self.frames.get(), wait_s)
-
-    async def next_event(self, wait_s: float = WAIT_S) -> SseFrame | None:
-        """The next frame that carries an event (skipping retry and heartbeat frames)."""
-        while True:
-            frame = await self.next_frame(wait_s)
-            if frame is None or frame.is_event:
-                return frame
-
-    async def take_events(self, count: int) -> list[SseFrame]:
-        frames = []
-        for _ in range(count):
-            frame = await self.next_event()
-            assert frame is not None, f"stream ended after {len(frames)} of {count}"
-            frames.append(frame)
-        return frames
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        await asyncio.wait({self._reader})
-        self.response.close()
-
-
 def events_url(notifier: RunningNotifier, workspace_id: str, query: str = "") -> str:
-    return f"{notifier.http}/v1/workspaces/{workspace_id}/events{query}"
+    """The SSE URL, with a token for the workspace in `access_token`, as EventSource sends it."""
+    token = token_for(notifier.settings, workspace_id)
+    return f"{notifier.http}/v1/workspaces/{workspace_id}/events?access_token={token}{query}"
 
 
 async def publish_new_photo(pool: asyncpg.Pool, relay: OutboxRelay, workspace_id: str) -> int:
@@ -266,8 +93,8 @@ async def test_live_events_reach_only_their_own_workspace(
     notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
 ) -> None:
     ws_a, ws_b = new_workspace(), new_workspace()
-    address = notifier.settings.notifier_addr
-    async with GrpcSubscription(address, ws_a) as sub_a, GrpcSubscription(address, ws_b) as sub_b:
+    served = notifier.settings
+    async with GrpcSubscription(served, ws_a) as sub_a, GrpcSubscription(served, ws_b) as sub_b:
         marker_a = await prime(sub_a, pool, relay, ws_a)
         marker_b = await prime(sub_b, pool, relay, ws_b)
         written: dict[str, list[int]] = {ws_a: [], ws_b: []}
@@ -302,8 +129,8 @@ async def test_resume_replays_then_continues_live_without_gap_or_duplicate(
         await enough_written.wait()
         # Subscribing while events keep committing: some land in the replay, some arrive live,
         # some in both.
-        address = notifier.settings.notifier_addr
-        async with GrpcSubscription(address, workspace_id, resume_after) as subscription:
+        served = notifier.settings
+        async with GrpcSubscription(served, workspace_id, resume_after) as subscription:
             await writer
             expected = await event_ids_after(pool, workspace_id, resume_after)
             assert len(expected) == 4 + 30
@@ -352,7 +179,7 @@ async def test_after_event_id_zero_sends_live_events_only(
     for _ in range(3):
         await add_photo(pool, workspace_id)
     await relay.drain()
-    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id) as subscription:
+    async with GrpcSubscription(notifier.settings, workspace_id) as subscription:
         marker = await prime(subscription, pool, relay, workspace_id)
         live = await publish_new_photo(pool, relay, workspace_id)
         assert await take_after(subscription, marker, 1) == [live]
@@ -372,11 +199,11 @@ async def test_sse_streams_the_same_events_as_grpc(
     start = await publish_new_photo(pool, relay, workspace_id)
     uploaded = await add_photo(pool, workspace_id, item_id="item-7")
     await relay.drain()
-    address = notifier.settings.notifier_addr
-    url = events_url(notifier, workspace_id, f"?last_event_id={start}")
+    served = notifier.settings
+    url = events_url(notifier, workspace_id, f"&last_event_id={start}")
     sse = await SseSubscription.open(http, url)
     try:
-        async with GrpcSubscription(address, workspace_id, start) as grpc_sub:
+        async with GrpcSubscription(served, workspace_id, start) as grpc_sub:
             assert uploaded.photo is not None
             await put_thumbnails(store, workspace_id, uploaded.photo.id)
             ready = await mark_complete(pool, uploaded.photo)  # live, after the replayed one
@@ -401,7 +228,8 @@ async def test_sse_streams_the_same_events_as_grpc(
     assert [t.url for t in grpc_events[1].photo.thumbnails] == [
         t["url"] for t in data["thumbnails"]
     ]
-    async with http.get(data["thumbnails"][0]["url"]) as response:
+    headers = auth_headers(token_for(notifier.settings, workspace_id))
+    async with http.get(data["thumbnails"][0]["url"], headers=headers) as response:
         assert response.status == 200
         assert response.content_type == "image/webp"
 
@@ -413,9 +241,9 @@ async def test_sse_resumes_from_last_event_id_header_or_query(
     ids = [await publish_new_photo(pool, relay, workspace_id) for _ in range(4)]
     cases = [
         ({"Last-Event-ID": str(ids[1])}, "", ids[2:]),
-        ({}, f"?last_event_id={ids[0]}", ids[1:]),
+        ({}, f"&last_event_id={ids[0]}", ids[1:]),
         # A browser reconnecting sends the header and the page's original URL: header wins.
-        ({"Last-Event-ID": str(ids[2])}, f"?last_event_id={ids[0]}", ids[3:]),
+        ({"Last-Event-ID": str(ids[2])}, f"&last_event_id={ids[0]}", ids[3:]),
     ]
     for headers, query, expected in cases:
         sse = await SseSubscription.open(http, events_url(notifier, workspace_id, query), headers)
@@ -446,19 +274,6 @@ async def test_sse_sends_heartbeats_on_an_idle_stream(
 # --- thumbnails by URL --------------------------------------------------------------------------
 
 
-def webp_bytes(color: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (6, 4), color).save(buffer, format="WEBP")
-    return buffer.getvalue()
-
-
-async def put_thumbnails(store: ObjectStore, workspace_id: str, photo_id: uuid.UUID) -> bytes:
-    data = webp_bytes("red")
-    for size in ThumbnailSize:
-        await store.put(thumbnail_key(workspace_id, photo_id, size), data, "image/webp")
-    return data
-
-
 async def test_thumbnail_is_404_until_complete_then_cached_bytes(
     notifier: RunningNotifier, pool: asyncpg.Pool, store: ObjectStore, http: aiohttp.ClientSession
 ) -> None:
@@ -466,29 +281,33 @@ async def test_thumbnail_is_404_until_complete_then_cached_bytes(
     photo = (await add_photo(pool, workspace_id)).photo
     assert photo is not None
     url = f"{notifier.http}/v1/workspaces/{workspace_id}/photos/{photo.id}/thumbnails/medium"
+    other = new_workspace()
+    authed = auth_headers(token_for(notifier.settings, workspace_id, other))
 
     # Even with the bytes already in the store, a photo that is not complete has none.
     data = await put_thumbnails(store, workspace_id, photo.id)
-    async with http.get(url) as response:
+    async with http.get(url, headers=authed) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_ready"
 
     await mark_complete(pool, photo)
-    async with http.get(url) as response:
+    async with http.get(url, headers=authed) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "image/webp"
-        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        # private: the bytes are a token holder's, never a shared cache's to hand out.
+        assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
         assert await response.read() == data
         etag = response.headers["ETag"]
-    async with http.get(url, headers={"If-None-Match": etag}) as response:
+    async with http.get(url, headers={**authed, "If-None-Match": etag}) as response:
         assert response.status == 304
         assert response.headers["ETag"] == etag
         assert await response.read() == b""
-    async with http.get(url, headers={"If-None-Match": '"something-else"'}) as response:
-        assert response.status == 200
+    async with http.get(url, headers={**authed, "If-None-Match": '"something-else"'}) as r:
+        assert r.status == 200
 
-    other_workspace = url.replace(f"/workspaces/{workspace_id}/", f"/workspaces/{new_workspace()}/")
-    async with http.get(other_workspace) as response:
+    # Asked for under another workspace the token lists: no such photo there.
+    other_workspace = url.replace(f"/workspaces/{workspace_id}/", f"/workspaces/{other}/")
+    async with http.get(other_workspace, headers=authed) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
 
@@ -503,9 +322,7 @@ async def test_thumbnail_is_404_until_complete_then_cached_bytes(
 async def test_subscribe_rejects_invalid_input(
     notifier: RunningNotifier, workspace_id: str, after_event_id: int, says: str
 ) -> None:
-    async with GrpcSubscription(
-        notifier.settings.notifier_addr, workspace_id, after_event_id
-    ) as subscription:
+    async with GrpcSubscription(notifier.settings, workspace_id, after_event_id) as subscription:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await subscription.call.read()
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -530,7 +347,8 @@ async def test_gateway_rejects_invalid_input_with_json_errors(
     headers: dict[str, str],
     status: int,
 ) -> None:
-    async with http.get(f"{notifier.http}{path}", headers=headers) as response:
+    authed = {**headers, **auth_headers(token_for(notifier.settings, "ws"))}
+    async with http.get(f"{notifier.http}{path}", headers=authed) as response:
         assert response.status == status
         error = (await response.json())["error"]
         assert error["code"] and error["message"]
@@ -563,7 +381,7 @@ async def test_a_message_that_is_no_event_is_dropped_and_consuming_goes_on(
 ) -> None:
     workspace_id = new_workspace()
     after = await publish_new_photo(pool, relay, workspace_id)
-    async with GrpcSubscription(notifier.settings.notifier_addr, workspace_id, after) as sub:
+    async with GrpcSubscription(notifier.settings, workspace_id, after) as sub:
         for body in (b"not json", b"[1, 2]", b'{"id": "x"}'):
             await exchanges["events"].publish(Message(body), routing_key="photo.uploaded")
         good = await publish_new_photo(pool, relay, workspace_id)
@@ -603,9 +421,9 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
     try:
         (connection,) = await broker_connections(name) - others
         workspace_id = new_workspace()
-        address = running.settings.notifier_addr
+        served = running.settings
         seen = await publish_new_photo(pool, relay, workspace_id)
-        async with GrpcSubscription(address, workspace_id, seen - 1) as subscription:
+        async with GrpcSubscription(served, workspace_id, seen - 1) as subscription:
             assert (await subscription.next()).id == seen  # type: ignore[union-attr]
             # The broker itself drops this notifier's connection, and with it its queue.
             await run_rabbitmqctl("close_connection", connection, "thumbwire notifier test")
@@ -615,7 +433,7 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
             if end is not None:
                 assert await subscription.next(wait_s=20) is None
             assert await subscription.call.code() == grpc.StatusCode.OK
-        async with GrpcSubscription(address, workspace_id, seen) as resumed:
+        async with GrpcSubscription(served, workspace_id, seen) as resumed:
             assert (await resumed.next()).id == missed  # type: ignore[union-attr]
             live = await publish_new_photo(pool, relay, workspace_id)
             assert (await resumed.next()).id == live  # type: ignore[union-attr]
@@ -630,7 +448,7 @@ async def test_stop_ends_open_streams_and_serve_returns(
     workspace_id = new_workspace()
     seen = await publish_new_photo(pool, relay, workspace_id)
     try:
-        async with GrpcSubscription(running.settings.notifier_addr, workspace_id, seen - 1) as sub:
+        async with GrpcSubscription(running.settings, workspace_id, seen - 1) as sub:
             sse = await SseSubscription.open(
                 http, events_url(running, workspace_id), {"Last-Event-ID": str(seen - 1)}
             )

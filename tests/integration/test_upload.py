@@ -3,51 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from thumbwire.v1 import photos_pb2, photos_pb2_grpc
+from thumbwire.v1 import photos_pb2
 
 from services.core.config import Settings
 from services.core.photos import original_key
 from services.core.storage import ObjectNotFound, ObjectStore
 from services.core.topology import Topology
-from services.upload.app import serve
 from tests.support import images
 from tests.support.ports import free_address
+from tests.support.services import UploadService, running_upload
 from tests.support.uploads import upload, upload_requests
 
 MAX_BYTES = 300_000
 MAX_PIXELS = 4_000_000
-
-
-@dataclasses.dataclass
-class UploadService:
-    settings: Settings
-    stub: photos_pb2_grpc.PhotoServiceStub
-    channel: grpc.aio.Channel
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[UploadService]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    channel = grpc.aio.insecure_channel(settings.upload_addr)
-    try:
-        await asyncio.wait_for(channel.channel_ready(), 15)
-        yield UploadService(settings, photos_pb2_grpc.PhotoServiceStub(channel), channel)
-    finally:
-        await channel.close()
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +37,7 @@ async def service(settings: Settings, pool: asyncpg.Pool, store: ObjectStore):
         max_upload_bytes=MAX_BYTES,
         max_pixels=MAX_PIXELS,
     )
-    async with running(own) as svc:
+    async with running_upload(own) as svc:
         yield svc
 
 
@@ -85,7 +62,7 @@ async def test_upload_stores_original_and_records_pending_photo(
     ws = workspace()
     data = images.jpeg(640, 480, orientation=6)
     photo = await upload(
-        service.stub,
+        service.stub_for(ws),
         ws,
         "item-1",
         data,
@@ -109,7 +86,7 @@ async def test_upload_stores_original_and_records_pending_photo(
 async def test_relay_publishes_the_job(service: UploadService, amqp) -> None:
     topo = Topology.from_settings(service.settings)
     ws = workspace()
-    photo = await upload(service.stub, ws, "item-1", images.jpeg(64, 48))
+    photo = await upload(service.stub_for(ws), ws, "item-1", images.jpeg(64, 48))
     channel = await amqp.channel()
     queue = await channel.get_queue(topo.jobs_queue)
     found = None
@@ -136,7 +113,8 @@ async def test_too_large_is_resource_exhausted_and_stores_nothing(
     meta = photos_pb2.UploadMetadata(workspace_id=ws, item_id="i")
     data = images.jpeg(64, 64) + b"\0" * MAX_BYTES
     details = await expect_status(
-        service.stub.UploadPhoto(upload_requests(data, meta)), grpc.StatusCode.RESOURCE_EXHAUSTED
+        service.stub_for(ws).UploadPhoto(upload_requests(data, meta)),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     )
     assert str(MAX_BYTES) in details
     assert await photo_count(pool, ws) == 0
@@ -157,7 +135,8 @@ async def test_bad_image_is_invalid_argument_and_stores_nothing(
     ws = workspace()
     meta = photos_pb2.UploadMetadata(workspace_id=ws, item_id="i", filename="x.jpg")
     details = await expect_status(
-        service.stub.UploadPhoto(upload_requests(data, meta)), grpc.StatusCode.INVALID_ARGUMENT
+        service.stub_for(ws).UploadPhoto(upload_requests(data, meta)),
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert reason in details
     assert await photo_count(pool, ws) == 0
@@ -183,7 +162,8 @@ async def test_bad_requests_are_invalid_argument(
     service: UploadService, metadata, data: bytes, reason: str
 ) -> None:
     details = await expect_status(
-        service.stub.UploadPhoto(upload_requests(data, metadata)), grpc.StatusCode.INVALID_ARGUMENT
+        service.stub_for("w").UploadPhoto(upload_requests(data, metadata)),
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert reason in details
 
@@ -196,7 +176,7 @@ async def test_metadata_twice_is_invalid_argument(service: UploadService) -> Non
         yield photos_pb2.UploadPhotoRequest(metadata=meta)
 
     details = await expect_status(
-        service.stub.UploadPhoto(requests()), grpc.StatusCode.INVALID_ARGUMENT
+        service.stub_for("w").UploadPhoto(requests()), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert "only the first" in details
 
@@ -207,28 +187,31 @@ async def test_idempotency_key_returns_the_first_upload(
     ws = workspace()
     first, second = await asyncio.gather(
         *[
-            upload(service.stub, ws, "i", images.jpeg(32, 32), idempotency_key="k-1")
+            upload(service.stub_for(ws), ws, "i", images.jpeg(32, 32), idempotency_key="k-1")
             for _ in range(2)
         ]
     )
-    third = await upload(service.stub, ws, "i", images.jpeg(32, 32), idempotency_key="k-1")
+    third = await upload(service.stub_for(ws), ws, "i", images.jpeg(32, 32), idempotency_key="k-1")
     assert first.id == second.id == third.id
     assert await photo_count(pool, ws) == 1
 
 
 async def test_get_photo(service: UploadService) -> None:
-    ws = workspace()
-    photo = await upload(service.stub, ws, "i", images.jpeg(32, 32))
-    got = await service.stub.GetPhoto(
+    ws, other = workspace(), workspace()
+    photo = await upload(service.stub_for(ws), ws, "i", images.jpeg(32, 32))
+    got = await service.stub_for(ws).GetPhoto(
         photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id=photo.id)
     )
     assert got == photo
+    # Asked for under another workspace the caller may read: no such photo there.
     await expect_status(
-        service.stub.GetPhoto(photos_pb2.GetPhotoRequest(workspace_id="other", photo_id=photo.id)),
+        service.stub_for(ws, other).GetPhoto(
+            photos_pb2.GetPhotoRequest(workspace_id=other, photo_id=photo.id)
+        ),
         grpc.StatusCode.NOT_FOUND,
     )
     details = await expect_status(
-        service.stub.GetPhoto(photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id="nope")),
+        service.stub_for(ws).GetPhoto(photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id="nope")),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert "UUID" in details
@@ -236,11 +219,13 @@ async def test_get_photo(service: UploadService) -> None:
 
 async def test_list_photos_pages_in_upload_order(service: UploadService) -> None:
     ws = workspace()
-    uploaded = [(await upload(service.stub, ws, "a", images.jpeg(16, 16))).id for _ in range(5)]
-    other_item = await upload(service.stub, ws, "b", images.jpeg(16, 16))
+    uploaded = [
+        (await upload(service.stub_for(ws), ws, "a", images.jpeg(16, 16))).id for _ in range(5)
+    ]
+    other_item = await upload(service.stub_for(ws), ws, "b", images.jpeg(16, 16))
     seen, token, pages = [], "", 0
     while True:
-        response = await service.stub.ListPhotos(
+        response = await service.stub_for(ws).ListPhotos(
             photos_pb2.ListPhotosRequest(
                 workspace_id=ws, item_id="a", page_size=2, page_token=token
             )
@@ -252,14 +237,20 @@ async def test_list_photos_pages_in_upload_order(service: UploadService) -> None
             break
     assert seen == uploaded
     assert pages == 3
-    everything = await service.stub.ListPhotos(photos_pb2.ListPhotosRequest(workspace_id=ws))
+    everything = await service.stub_for(ws).ListPhotos(
+        photos_pb2.ListPhotosRequest(workspace_id=ws)
+    )
     assert [p.id for p in everything.photos] == [*uploaded, other_item.id]
     await expect_status(
-        service.stub.ListPhotos(photos_pb2.ListPhotosRequest(workspace_id=ws, page_token="junk")),
+        service.stub_for(ws).ListPhotos(
+            photos_pb2.ListPhotosRequest(workspace_id=ws, page_token="junk")
+        ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     await expect_status(
-        service.stub.ListPhotos(photos_pb2.ListPhotosRequest(workspace_id=ws, page_size=-1)),
+        service.stub_for(ws).ListPhotos(
+            photos_pb2.ListPhotosRequest(workspace_id=ws, page_size=-1)
+        ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
 
@@ -268,26 +259,26 @@ async def test_delete_photo_removes_row_objects_and_records_event(
     service: UploadService, pool: asyncpg.Pool, store: ObjectStore
 ) -> None:
     ws = workspace()
-    photo = await upload(service.stub, ws, "i", images.jpeg(32, 32))
+    photo = await upload(service.stub_for(ws), ws, "i", images.jpeg(32, 32))
     request = photos_pb2.DeletePhotoRequest(workspace_id=ws, photo_id=photo.id)
-    await service.stub.DeletePhoto(request)
+    await service.stub_for(ws).DeletePhoto(request)
     photo_id = uuid.UUID(photo.id)
     assert await photo_count(pool, ws) == 0
     with pytest.raises(ObjectNotFound):
         await store.stat(original_key(ws, photo_id))
     types = await pool.fetch("SELECT type FROM events WHERE photo_id = $1 ORDER BY id", photo_id)
     assert [t["type"] for t in types] == ["photo.uploaded", "photo.deleted"]
-    await expect_status(service.stub.DeletePhoto(request), grpc.StatusCode.NOT_FOUND)
+    await expect_status(service.stub_for(ws).DeletePhoto(request), grpc.StatusCode.NOT_FOUND)
 
 
 async def test_retry_requeues_only_failed_photos(
     service: UploadService, pool: asyncpg.Pool
 ) -> None:
     ws = workspace()
-    photo = await upload(service.stub, ws, "i", images.jpeg(32, 32))
+    photo = await upload(service.stub_for(ws), ws, "i", images.jpeg(32, 32))
     request = photos_pb2.RetryThumbnailsRequest(workspace_id=ws, photo_id=photo.id)
     details = await expect_status(
-        service.stub.RetryThumbnails(request), grpc.StatusCode.FAILED_PRECONDITION
+        service.stub_for(ws).RetryThumbnails(request), grpc.StatusCode.FAILED_PRECONDITION
     )
     assert "pending" in details
     await pool.execute(
@@ -295,11 +286,11 @@ async def test_retry_requeues_only_failed_photos(
         " thumbnail_error = 'boom' WHERE id = $1",
         uuid.UUID(photo.id),
     )
-    retried = await service.stub.RetryThumbnails(request)
+    retried = await service.stub_for(ws).RetryThumbnails(request)
     assert retried.thumbnail_status == photos_pb2.THUMBNAIL_STATUS_PENDING
     assert (retried.thumbnail_attempts, retried.thumbnail_error) == (0, "")
     await expect_status(
-        service.stub.RetryThumbnails(
+        service.stub_for(ws).RetryThumbnails(
             photos_pb2.RetryThumbnailsRequest(workspace_id=ws, photo_id=str(uuid.uuid4()))
         ),
         grpc.StatusCode.NOT_FOUND,
@@ -329,9 +320,9 @@ async def test_upload_while_storage_is_unreachable_is_unavailable(
         s3_endpoint=f"http://{free_address()}",  # nothing listens there
     )
     ws = workspace()
-    async with running(cut_off) as svc:
+    async with running_upload(cut_off) as svc:
         await expect_status(
-            upload(svc.stub, ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
+            upload(svc.stub_for(ws), ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
         )
     assert await photo_count(pool, ws) == 0
 
@@ -350,19 +341,19 @@ async def test_a_database_refusing_connections_is_unavailable_then_recovers(
     )
     ws = workspace()
     try:
-        async with running(own) as svc:
-            photo = await upload(svc.stub, ws, "i", images.jpeg(32, 32))
+        async with running_upload(own) as svc:
+            photo = await upload(svc.stub_for(ws), ws, "i", images.jpeg(32, 32))
             request = photos_pb2.GetPhotoRequest(workspace_id=ws, photo_id=photo.id)
             await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             await pool.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
             )
-            await expect_status(svc.stub.GetPhoto(request), grpc.StatusCode.UNAVAILABLE)
+            await expect_status(svc.stub_for(ws).GetPhoto(request), grpc.StatusCode.UNAVAILABLE)
             await expect_status(
-                upload(svc.stub, ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
+                upload(svc.stub_for(ws), ws, "i", images.jpeg(32, 32)), grpc.StatusCode.UNAVAILABLE
             )
             await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            assert (await svc.stub.GetPhoto(request)).id == photo.id
+            assert (await svc.stub_for(ws).GetPhoto(request)).id == photo.id
     finally:
         await pool.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await pool.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,12 +3,21 @@ change and its event (which queues the event in the outbox for the relay)."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import asyncpg
+from PIL import Image
 
 from services.core.events import EventRecord, EventType, record_event
-from services.core.photos import PHOTO_COLUMNS, PhotoRecord, StoredThumbnail, ThumbnailSize
+from services.core.photos import (
+    PHOTO_COLUMNS,
+    PhotoRecord,
+    StoredThumbnail,
+    ThumbnailSize,
+    thumbnail_key,
+)
+from services.core.storage import ObjectStore
 
 
 async def add_photo(pool: asyncpg.Pool, workspace_id: str, item_id: str = "item-1") -> EventRecord:
@@ -38,6 +47,30 @@ async def mark_complete(pool: asyncpg.Pool, photo: PhotoRecord) -> EventRecord:
             thumbnails,
         )
         return await record_event(conn, EventType.READY, PhotoRecord.from_row(row))
+
+
+def webp_bytes(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (6, 4), color).save(buffer, format="WEBP")
+    return buffer.getvalue()
+
+
+async def put_thumbnails(store: ObjectStore, workspace_id: str, photo_id: uuid.UUID) -> bytes:
+    """The same small WebP under each size's key, as the thumbnailer would store them."""
+    data = webp_bytes("red")
+    for size in ThumbnailSize:
+        await store.put(thumbnail_key(workspace_id, photo_id, size), data, "image/webp")
+    return data
+
+
+async def complete_photo(pool: asyncpg.Pool, store: ObjectStore, workspace_id: str) -> PhotoRecord:
+    """A complete photo with its thumbnails in the store; its events are in the log."""
+    photo = (await add_photo(pool, workspace_id)).photo
+    assert photo is not None
+    await put_thumbnails(store, workspace_id, photo.id)
+    ready = await mark_complete(pool, photo)
+    assert ready.photo is not None
+    return ready.photo
 
 
 async def last_event_id(pool: asyncpg.Pool, workspace_id: str) -> int:

@@ -9,14 +9,15 @@ import uuid
 import grpc
 from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
+from tests.support.auth import bearer_channel
 from tests.support.uploads import upload_requests
 
 FINISHED = {photos_pb2.THUMBNAIL_STATUS_COMPLETE, photos_pb2.THUMBNAIL_STATUS_FAILED}
 
 
 class PhotoClient:
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, token: str) -> None:
+        self._channel = bearer_channel(address, token)
         self.stub = photos_pb2_grpc.PhotoServiceStub(self._channel)
         self.unavailable = 0  # how many calls met UNAVAILABLE and were tried again
 
