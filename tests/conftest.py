@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
+import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
@@ -136,3 +137,11 @@ def _broker_names() -> list[str]:
         )
         names += [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
     return names
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # No read timeout: SSE streams stay open; the tests bound their waits themselves.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield session

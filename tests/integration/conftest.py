@@ -1,6 +1,6 @@
 """Fixtures of the integration tests: the thumbnailer's parts wired as the service wires them,
-in the test process; the upload service and the notifier side by side (for the tests of the
-workspace walls); and an HTTP client session."""
+in the test process, and the upload service and the notifier side by side (for the tests of
+the workspace walls)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
@@ -105,11 +104,3 @@ async def services(
     finally:
         await notifier.close()
         await channel.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    # No read timeout: SSE streams stay open; the tests bound their waits themselves.
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield session

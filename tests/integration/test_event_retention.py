@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import uuid
 
+import aiohttp
 import asyncpg
 
 from services.core.events import EventType
 from services.core.retention import horizon, prune_events
 from services.notifier.stream import replay
+from tests.integration.conftest import Services
+from tests.support.auth import auth_headers, token_for
 from tests.support.events_seed import add_photo, event_ids_after
+from tests.support.streams import GrpcSubscription, SseSubscription
 
 RETENTION_S = 3600.0
 
@@ -81,3 +85,36 @@ async def test_events_within_the_retention_are_never_pruned(pool: asyncpg.Pool) 
     await prune_events(pool, RETENTION_S)
     assert await event_ids_after(pool, ws, 0) == recent
     assert await horizon(pool, ws) == 0
+
+
+async def test_both_stream_apis_send_stream_reset_then_the_kept_events(
+    services: Services, pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    ws = new_workspace()
+    old = await _events_of(pool, ws, 2)
+    kept = await _events_of(pool, ws, 2)
+    await _make_old(pool, old)
+    await prune_events(pool, RETENTION_S)
+    settings = services.settings
+
+    async with GrpcSubscription(settings, ws, after_event_id=old[0]) as grpc_stream:
+        received = await grpc_stream.take(3)
+    assert [(e.type, e.id) for e in received] == [
+        ("stream.reset", old[-1]),
+        ("photo.uploaded", kept[0]),
+        ("photo.uploaded", kept[1]),
+    ]
+    assert received[0].workspace_id == ws and not received[0].HasField("photo")
+
+    url = f"http://{settings.gateway_addr}/v1/workspaces/{ws}/events"
+    headers = {**auth_headers(token_for(settings, ws)), "Last-Event-ID": str(old[0])}
+    sse = await SseSubscription.open(http, url, headers)
+    try:
+        frames = await sse.take_events(3)
+    finally:
+        await sse.close()
+    assert [(f.fields["event"], int(f.fields["id"])) for f in frames] == [
+        ("stream.reset", old[-1]),
+        ("photo.uploaded", kept[0]),
+        ("photo.uploaded", kept[1]),
+    ]
