@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from aio_pika.abc import AbstractRobustConnection
 from services.core import broker, database
 from services.core.config import Settings
 from services.core.outbox import OutboxRelay
-from services.core.parking import ParkedJob, list_parked, replay_parked
+from services.core.parking import NoParkingQueue, ParkedJob, list_parked, replay_parked
 from services.core.topology import Topology, declare_topology
 
 
@@ -54,9 +55,13 @@ async def connected(settings: Settings) -> AsyncIterator[Connections]:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with connected(settings) as conns:
-        if args.action == "list":
-            return await _list(conns, args)
-        return await _replay(conns, args)
+        try:
+            if args.action == "list":
+                return await _list(conns, args)
+            return await _replay(conns, args)
+        except NoParkingQueue as exc:
+            print(f"thumbwire: {exc}", file=sys.stderr)
+            return 1
 
 
 async def _list(conns: Connections, args: argparse.Namespace) -> int:

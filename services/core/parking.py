@@ -8,12 +8,22 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiormq
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from services.core.jobs import InvalidJob, JobHistory, ThumbnailJob
 from services.core.requeue import requeue_failed
 from services.core.topology import Topology
+
+
+class NoParkingQueue(LookupError):
+    """The namespace has no parking queue: its services never ran, or the namespace is wrong."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ async def list_parked(
     """The parked jobs, oldest first; the queue is left as it was."""
     channel = await connection.channel()
     try:
-        queue = await channel.declare_queue(topology.parked_queue, passive=True)
+        queue = await _parking_queue(channel, topology)
         parked: list[ParkedJob] = []
         while len(parked) < limit:
             message = await queue.get(no_ack=False, fail=False)
@@ -72,7 +82,7 @@ async def replay_parked(
     report = ReplayReport([], [])
     channel = await connection.channel()
     try:
-        queue = await channel.declare_queue(topology.parked_queue, passive=True)
+        queue = await _parking_queue(channel, topology)
         # One pass over what is parked now: messages taken and not acked are not handed out
         # again on this channel, and newly parked ones wait for the next replay.
         for _ in range(queue.declaration_result.message_count or 0):
@@ -83,6 +93,16 @@ async def replay_parked(
     finally:
         await channel.close()
     return report
+
+
+async def _parking_queue(channel: AbstractChannel, topology: Topology) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(topology.parked_queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise NoParkingQueue(
+            f"there is no queue {topology.parked_queue}: have the services of namespace"
+            f" {topology.namespace!r} ever run? (THUMBWIRE_NAMESPACE)"
+        ) from None
 
 
 async def _replay_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -78,3 +79,10 @@ async def test_replay_without_saying_which_is_refused(settings: Settings) -> Non
     result = await thumbwire(settings, "dlq", "replay")
     assert result.returncode == 2
     assert "one of the arguments --all --photo is required" in result.stderr
+
+
+async def test_a_namespace_without_a_parking_queue_is_told_so(settings: Settings) -> None:
+    nowhere = dataclasses.replace(settings, namespace=f"{settings.namespace}-never-ran")
+    result = await thumbwire(nowhere, "dlq", "list")
+    assert result.returncode == 1
+    assert f"there is no queue {nowhere.namespace}.thumbnail.parked" in result.stderr
