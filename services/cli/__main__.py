@@ -8,7 +8,7 @@ import sys
 
 import grpc
 
-from services.cli import dlq, token, upload, watch
+from services.cli import backfill, dlq, photos, token, upload, watch
 from services.core.broker import BROKER_ERRORS
 from services.core.config import Settings
 from services.core.database import DATABASE_ERRORS
@@ -21,15 +21,25 @@ def parser() -> argparse.ArgumentParser:
     watch.add_arguments(commands.add_parser("watch", help="follow a workspace's events"))
     dlq.add_arguments(commands.add_parser("dlq", help="the parking queue of failed jobs"))
     token.add_arguments(commands.add_parser("token", help="print a bearer token"))
+    photos.add_arguments(commands.add_parser("photos", help="list, get, delete or retry photos"))
+    backfill.add_arguments(
+        commands.add_parser("backfill", help="queue the photos that have no thumbnails")
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
-    command = {"upload": upload.run, "watch": watch.run, "dlq": dlq.run, "token": token.run}[
-        args.command
-    ]
+    commands = {
+        "upload": upload.run,
+        "watch": watch.run,
+        "photos": photos.run,
+        "token": token.run,
+        "dlq": dlq.run,
+        "backfill": backfill.run,
+    }
+    command = commands[args.command]
     try:
         sys.exit(asyncio.run(command(settings, args)))
     except grpc.aio.AioRpcError as exc:

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import asyncpg
-from aio_pika.abc import AbstractRobustConnection
-
-from services.core import broker, database
+from services.cli.connections import Connections, connected, publish_outbox
 from services.core.config import Settings
-from services.core.outbox import OutboxRelay
 from services.core.parking import NoParkingQueue, ParkedJob, list_parked, replay_parked
-from services.core.topology import Topology, declare_topology
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,26 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--photo", type=uuid.UUID, action="append", metavar="PHOTO_ID", help="repeatable"
     )
-
-
-@dataclass
-class Connections:
-    amqp: AbstractRobustConnection
-    pool: asyncpg.Pool
-    topology: Topology
-
-
-@contextlib.asynccontextmanager
-async def connected(settings: Settings) -> AsyncIterator[Connections]:
-    amqp = await broker.connect(settings.amqp_url, "thumbwire-cli")
-    try:
-        pool = await database.create_pool(settings.database_url, 2, "thumbwire-cli")
-        try:
-            yield Connections(amqp, pool, Topology.from_settings(settings))
-        finally:
-            await pool.close()
-    finally:
-        await amqp.close()
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -92,11 +64,7 @@ def _as_line(parked: ParkedJob) -> str:
 async def _replay(conns: Connections, args: argparse.Namespace) -> int:
     photo_ids = None if args.all else set(args.photo)
     report = await replay_parked(conns.amqp, conns.pool, conns.topology, photo_ids)
-    # The new jobs are in the outbox; publish them now rather than wait for a service's relay.
-    channel = await conns.amqp.channel(on_return_raises=True)
-    exchanges = await declare_topology(channel, conns.topology)
-    await OutboxRelay(conns.pool, exchanges).drain()
-    await channel.close()
+    await publish_outbox(conns)
     print(
         f"replayed {len(report.replayed)}; {len(report.discarded)} no longer failed (dropped);"
         f" {report.kept} left parked"
