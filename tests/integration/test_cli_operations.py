@@ -3,11 +3,8 @@ the real services, database and broker."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 
 import asyncpg
 
@@ -17,23 +14,11 @@ from services.core.storage import ObjectStore
 from tests.integration.conftest import Services
 from tests.support import images
 from tests.support.auth import token_for
+from tests.support.cli import thumbwire
 from tests.support.ports import free_address
-from tests.support.processes import settings_env
 from tests.support.seed import seed_photo
 from tests.support.thumbnailing import Thumbnailer, wait_for_status
 from tests.support.uploads import upload
-
-
-async def thumbwire(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "services.cli", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_photos_list_get_retry_and_delete(services: Services) -> None:

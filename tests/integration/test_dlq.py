@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 
 import asyncpg
 
 from services.core.config import Settings
 from services.core.photos import ThumbnailStatus, original_key
 from services.core.storage import ObjectStore
+from tests.support.cli import thumbwire
 from tests.support.images import jpeg
-from tests.support.processes import settings_env
 from tests.support.seed import enqueue, seed_photo
 from tests.support.thumbnailing import Thumbnailer, wait_for_status, wait_until
-
-
-async def thumbwire(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "services.cli", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def parked(settings: Settings) -> dict[str, dict]:
