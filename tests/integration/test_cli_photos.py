@@ -6,18 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import asyncpg
-
 from services.core.config import Settings
-from services.core.photos import ThumbnailStatus
-from services.core.storage import ObjectStore
 from tests.integration.conftest import Services
 from tests.support import images
 from tests.support.auth import token_for
 from tests.support.cli import thumbwire
 from tests.support.ports import free_address
-from tests.support.seed import seed_photo
-from tests.support.thumbnailing import Thumbnailer, wait_for_status
 from tests.support.uploads import upload
 
 
@@ -64,26 +58,3 @@ async def test_photos_against_an_unreachable_service_exit_2_with_unavailable(
     )
     assert result.returncode == 2
     assert result.stderr.startswith("thumbwire: UNAVAILABLE")
-
-
-async def test_backfill_queues_photos_without_thumbnails_and_they_complete(
-    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, thumbnailer: Thumbnailer
-) -> None:
-    ws = "cli-backfill"
-    imported = await seed_photo(pool, store, images.jpeg(320, 240), ws, enqueue=False)
-    failed = await seed_photo(pool, store, images.jpeg(320, 240), ws, enqueue=False)
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'failed', thumbnail_attempts = 5,"
-        " thumbnail_error = 'storage error: gone' WHERE id = $1",
-        failed.id,
-    )
-
-    result = await thumbwire(settings, "backfill", "--workspace", ws)
-    assert (result.returncode, result.stdout.strip()) == (0, "queued 1 pending and 0 failed photos")
-    done = await wait_for_status(pool, imported)
-    assert done.thumbnail_status == ThumbnailStatus.COMPLETE
-
-    result = await thumbwire(settings, "backfill", "--workspace", ws, "--include-failed")
-    assert result.stdout.strip() == "queued 0 pending and 1 failed photos"
-    done = await wait_for_status(pool, failed)
-    assert (done.thumbnail_status, done.thumbnail_attempts) == (ThumbnailStatus.COMPLETE, 1)

@@ -1,4 +1,8 @@
-"""`thumbwire dlq list|replay` as an operator runs it, against the real broker and database."""
+"""`thumbwire dlq list|replay` and `thumbwire backfill` as an operator runs them, against the
+real broker and database.
+
+No service of another namespace runs beside these tests: its outbox relay would publish the
+jobs these commands queue to its own namespace, where no thumbnailer of theirs listens."""
 
 from __future__ import annotations
 
@@ -71,3 +75,26 @@ async def test_a_namespace_without_a_parking_queue_is_told_so(settings: Settings
     result = await thumbwire(nowhere, "dlq", "list")
     assert result.returncode == 1
     assert f"there is no queue {nowhere.namespace}.thumbnail.parked" in result.stderr
+
+
+async def test_backfill_queues_photos_without_thumbnails_and_they_complete(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, thumbnailer: Thumbnailer
+) -> None:
+    ws = "cli-backfill"
+    imported = await seed_photo(pool, store, jpeg(320, 240), ws, enqueue=False)
+    failed = await seed_photo(pool, store, jpeg(320, 240), ws, enqueue=False)
+    await pool.execute(
+        "UPDATE photos SET thumbnail_status = 'failed', thumbnail_attempts = 5,"
+        " thumbnail_error = 'storage error: gone' WHERE id = $1",
+        failed.id,
+    )
+
+    result = await thumbwire(settings, "backfill", "--workspace", ws)
+    assert (result.returncode, result.stdout.strip()) == (0, "queued 1 pending and 0 failed photos")
+    done = await wait_for_status(pool, imported)
+    assert done.thumbnail_status == ThumbnailStatus.COMPLETE
+
+    result = await thumbwire(settings, "backfill", "--workspace", ws, "--include-failed")
+    assert result.stdout.strip() == "queued 0 pending and 1 failed photos"
+    done = await wait_for_status(pool, failed)
+    assert (done.thumbnail_status, done.thumbnail_attempts) == (ThumbnailStatus.COMPLETE, 1)
