@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/thumbwire/v1/*.proto)
 STUBS := $(patsubst protos/%.proto,gen/%_pb2.py,$(PROTOS))
 
-.PHONY: run test unit lint proto lock bench clean
+.PHONY: run test unit lint proto lock bench clean tools
 
 run: $(VENV)/.installed $(STUBS)
 	$(PY) -m services.devstack
 
-test: $(VENV)/.installed $(STUBS)
+test: $(VENV)/.installed $(STUBS) tools
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed $(STUBS)
@@ -43,6 +43,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 $(STUBS) &: $(PROTOS) $(VENV)/.installed
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+
+# Tools from the system's packages that tests need: docker-compose checks deploy/'s compose
+# file (there is no Docker engine here, only the file is resolved).
+tools:
+	@command -v docker-compose >/dev/null || { \
+	  echo "installing Debian's docker-compose (for the compose file's test)"; \
+	  apt-get install -y -q docker-compose >/dev/null || sudo apt-get install -y -q docker-compose >/dev/null; }
 
 clean:
 	rm -rf $(VENV) gen var .pytest_cache

@@ -1,5 +1,6 @@
-"""Two notifier processes on one stack: each binds its own queue, so each serves every event
-of every workspace to its own subscribers, once, in the same order."""
+"""Past one process: two thumbnailers and two notifiers on one broker. The thumbnailers share
+the jobs (one queue, competing consumers), and each notifier binds its own queue, so each
+serves every event of a workspace to its own subscribers, once, in the same order."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from tests.support.stack import Stack, wait_ready
 from tests.support.streams import GrpcSubscription, SseSubscription
 from tests.support.uploads import upload
 
-WORKSPACE = "two-notifiers"
-PHOTOS = 3
+WORKSPACE = "scale-out"
+PHOTOS = 8
 EVENTS_PER_PHOTO = 3  # uploaded, processing, ready
 
 
@@ -32,36 +33,46 @@ def on_own_addresses(settings: Settings) -> Settings:
     return dataclasses.replace(settings, notifier_addr=free_address(), gateway_addr=free_address())
 
 
+@dataclasses.dataclass
+class ScaledOut:
+    notifiers: list[Settings]  # the settings each notifier serves on
+    thumbnailers: list[Settings]  # and each thumbnailer's metrics address
+
+
 @pytest.fixture
-async def notifiers(
+async def scaled_out(
     settings: Settings, pool: asyncpg.Pool, store: ObjectStore, tmp_path: Path
-) -> AsyncIterator[list[Settings]]:
-    """The stack (upload, thumbnailer, notifier) and a second notifier process beside it;
-    the settings each notifier serves on."""
+) -> AsyncIterator[ScaledOut]:
+    """The stack (upload, thumbnailer, notifier), and a second notifier and a second
+    thumbnailer beside it, one image at a time each."""
     own = dataclasses.replace(
         on_own_addresses(settings),
-        namespace=f"{settings.namespace}-twonotifiers",
+        namespace=f"{settings.namespace}-scaleout",
         upload_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
+        thumbnailer_concurrency=1,
         public_url=None,
     )
     stack = Stack(own, tmp_path)
     await stack.start()
-    second_settings = on_own_addresses(own)
-    second = ServiceProcess("notifier", second_settings, tmp_path / "second")
-    (tmp_path / "second").mkdir()
-    second.start()
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    twin = dataclasses.replace(on_own_addresses(own), thumbnailer_metrics_addr=free_address())
+    seconds = {name: ServiceProcess(name, twin, second_dir) for name in ("notifier", "thumbnailer")}
+    for process in seconds.values():
+        process.start()
     try:
-        await wait_ready(second_settings, {"notifier": second})
-        yield [own, second_settings]
+        await wait_ready(twin, seconds)
+        yield ScaledOut([own, twin], [own, twin])
     finally:
-        codes = [*stack.stop().values(), second.terminate(30)]
+        codes = [*stack.stop().values(), *(p.terminate(30) for p in seconds.values())]
         assert set(codes) == {0}, stack.logs()
 
 
-async def test_each_notifier_serves_every_event_once_in_order(
-    notifiers: list[Settings], http: aiohttp.ClientSession
+async def test_thumbnailers_share_the_work_and_each_notifier_serves_every_event_once(
+    scaled_out: ScaledOut, http: aiohttp.ClientSession
 ) -> None:
+    notifiers = scaled_out.notifiers
     token = token_for(notifiers[0], WORKSPACE)
     grpc_streams = [GrpcSubscription(s, WORKSPACE, token=token) for s in notifiers]
     sse_streams = [
@@ -90,6 +101,19 @@ async def test_each_notifier_serves_every_event_once_in_order(
     assert len({event_id for event_id, _ in first}) == expected  # no duplicates
     assert [event_id for event_id, _ in first] == sorted(event_id for event_id, _ in first)
     assert [t for _, t in first].count("photo.thumbnail_ready") == PHOTOS
+    completed = [await _completed_jobs(http, s) for s in scaled_out.thumbnailers]
+    assert sum(completed) == PHOTOS and min(completed) > 0, completed  # shared, none twice
+
+
+async def _completed_jobs(http: aiohttp.ClientSession, settings: Settings) -> int:
+    async with http.get(f"http://{settings.thumbnailer_metrics_addr}/metrics") as response:
+        page = await response.text()
+    line = next(
+        line
+        for line in page.splitlines()
+        if line.startswith('thumbwire_thumbnailer_jobs_total{outcome="completed"}')
+    )
+    return int(float(line.split()[-1]))
 
 
 def _events_url(settings: Settings) -> str:
