@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import mimetypes
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2_grpc
 
 from services.cli.credentials import add_token_argument, command_token
+from services.cli.progress import ProgressBar
 from services.core.config import Settings
 from services.core.grpc_bearer import bearer_channel
 
@@ -29,12 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def file_requests(
-    path: Path, metadata: photos_pb2.UploadMetadata
+    path: Path, metadata: photos_pb2.UploadMetadata, progress: ProgressBar | None = None
 ) -> AsyncIterator[photos_pb2.UploadPhotoRequest]:
     yield photos_pb2.UploadPhotoRequest(metadata=metadata)
     with path.open("rb") as file:
         while chunk := file.read(CHUNK_BYTES):
             yield photos_pb2.UploadPhotoRequest(chunk=chunk)
+            if progress is not None:
+                progress.advance(len(chunk))
 
 
 async def upload_file(
@@ -47,7 +52,10 @@ async def upload_file(
         content_type=mimetypes.guess_type(path.name)[0] or "",
         caption=args.caption,
     )
-    return await stub.UploadPhoto(file_requests(path, metadata))
+    progress = ProgressBar(path.name, await asyncio.to_thread(os.path.getsize, path))
+    photo = await stub.UploadPhoto(file_requests(path, metadata, progress))
+    progress.finish()
+    return photo
 
 
 def report(photo: photos_pb2.Photo) -> None:

@@ -246,6 +246,7 @@ async def test_cli_uploads_and_waits_for_thumbnails(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "uploaded as" in lines[0]
+    assert "shelf.jpg [########################] 100%" in result.stderr  # the progress bar
     assert [line.split()[1:3] for line in lines[1:]] == [
         ["small", "150x75"],
         ["medium", "400x200"],
