@@ -1,5 +1,6 @@
-"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, the REST facade (rest) and a health
-check. Every route but the health check needs a bearer token for its workspace (gateway_auth)."""
+"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, the REST facade (rest), the demo
+page (page) and a health check. Every route but the health check and the page's files needs a
+bearer token for its workspace (gateway_auth)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
+from services.notifier.page import PAGE_FILES, add_page_routes
 from services.notifier.rest import RestDeps, add_rest_routes
 from services.notifier.stream import replay_then_live, with_heartbeats
 from services.notifier.upload_client import BadGateway, UploadClient
@@ -64,9 +66,10 @@ DEPS = web.AppKey("deps", GatewayDeps)
 
 def create_app(deps: GatewayDeps) -> web.Application:
     # json_errors first (outermost), so that auth failures are JSON errors too.
-    open_paths = [HEALTHZ]
+    open_paths = [HEALTHZ, *PAGE_FILES]
     app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, open_paths)])
     app[DEPS] = deps
+    add_page_routes(app)
     settings = deps.settings
     add_rest_routes(app, RestDeps(deps.photos, settings.public_base_url, settings.max_upload_bytes))
     app.router.add_get(HEALTHZ, healthz)

@@ -192,3 +192,13 @@ async def test_an_unreachable_upload_service_is_503_and_the_gateway_stays_up(
             assert response.status == 200
     finally:
         await notifier.close()
+
+
+async def test_the_page_is_served_without_a_token(
+    services: Services, http: aiohttp.ClientSession
+) -> None:
+    for path, kind in [("/", "text/html"), ("/static/app.js", "text/javascript")]:
+        async with http.get(services.notifier.http + path) as response:
+            assert response.status == 200
+            assert response.content_type == kind
+            assert response.headers["Cache-Control"] == "no-cache"
