@@ -1,0 +1,156 @@
+"""The demo page in a real browser (Debian's chromium, driven by Playwright) against every
+service as a process: photos chosen in the page appear, fail with their reason and a Retry
+button, and get their thumbnails live, without a reload; after the notifier is killed and
+restarted the page resumes its stream, catching up on what happened while it was down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from PIL import Image
+from playwright.async_api import Browser, Page, expect
+from thumbwire.v1 import photos_pb2_grpc
+
+from services.core.config import Settings
+from services.core.storage import ObjectStore
+from tests.support import corpus, images
+from tests.support.auth import bearer_channel, token_for
+from tests.support.browser import chromium
+from tests.support.stack import Stack, own_settings, running_stack
+from tests.support.uploads import upload
+
+pytestmark = pytest.mark.e2e
+WAIT_MS = 60_000
+READY = ".card[data-status=complete]:has(img.thumb.loaded)"
+FAILED = ".card[data-status=failed]"
+# Set to a path (e.g. docs/screenshot.png) to keep the page's last screenshot there too.
+SCREENSHOT_COPY = "THUMBWIRE_SCREENSHOT"
+RED, BLUE = (200, 60, 30), (30, 60, 200)
+
+
+@pytest.fixture
+async def stack(
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    async with running_stack(own_settings(settings, "browser"), tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as running:
+        yield running
+
+
+def two_colour_jpeg() -> bytes:
+    """Red on the left, blue on the right: what the placeholder must show too."""
+    image = Image.new("RGB", (640, 320), RED)
+    image.paste(BLUE, (320, 0, 640, 320))
+    return images.encode(image, "JPEG", quality=90)
+
+
+def photo_files(folder: Path) -> dict[str, Path]:
+    """The files the test chooses in the page, by name."""
+    contents = {
+        "shelf.jpg": two_colour_jpeg(),
+        "broken.jpg": corpus.truncated_jpeg(),
+        "after.jpg": two_colour_jpeg(),
+    }
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in contents}
+
+
+def keep_screenshot(data: bytes, path: Path) -> None:
+    path.write_bytes(data)
+    if target := os.environ.get(SCREENSHOT_COPY):
+        shutil.copyfile(path, target)
+
+
+async def open_page(browser: Browser, settings: Settings, workspace: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1000, "height": 760})
+    token = token_for(settings, workspace)
+    await page.goto(f"http://{settings.gateway_addr}/#workspace={workspace}&token={token}")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    # A reload would lose this: the page must update in place.
+    await page.evaluate("window.notReloaded = true")
+    return page
+
+
+async def placeholder_edges(page: Page, card_selector: str) -> list[list[int]]:
+    """The RGBA of the placeholder's left and right edges, as the page decoded it."""
+    return await page.locator(f"{card_selector} img.placeholder").evaluate(
+        """img => {
+            const canvas = document.createElement("canvas");
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            const context = canvas.getContext("2d");
+            context.drawImage(img, 0, 0);
+            const y = canvas.height >> 1;
+            const pixel = x => Array.from(context.getImageData(x, y, 1, 1).data);
+            return [pixel(1), pixel(canvas.width - 2)];
+        }"""
+    )
+
+
+async def check_first_photos(page: Page, files: dict[str, Path]) -> None:
+    """A good photo gets its thumbnail and placeholder; a broken one fails, and Retry works."""
+    await page.set_input_files("#files", [files["shelf.jpg"], files["broken.jpg"]])
+    ready = page.locator(READY)
+    await expect(ready).to_have_count(1, timeout=WAIT_MS)
+    assert await ready.locator("img.thumb").evaluate("img => img.naturalWidth") == 400
+    assert await ready.locator(".name").text_content() == "shelf.jpg"
+    left, right = await placeholder_edges(page, READY)
+    assert left[0] > left[2] + 80 and right[2] > right[0] + 80, (left, right)
+
+    failed = page.locator(FAILED)
+    await expect(failed).to_have_count(1, timeout=WAIT_MS)
+    await expect(failed.locator(".error")).to_contain_text("decoded")
+    async with page.expect_response(lambda r: r.url.endswith("/retry")) as retried:
+        await failed.locator("button.retry").click()
+    assert (await retried.value).status == 200
+    # Retried, it fails the same way once more, and says so again.
+    await expect(page.locator(FAILED)).to_have_count(1, timeout=WAIT_MS)
+
+
+async def upload_directly(settings: Settings, workspace: str, data: bytes) -> str:
+    """An upload over gRPC, as another client would make it; the photo's id."""
+    async with bearer_channel(settings.upload_addr, token_for(settings, workspace)) as channel:
+        stub = photos_pb2_grpc.PhotoServiceStub(channel)
+        photo = await upload(stub, workspace, "item-1", data, filename="meanwhile.jpg")
+    return photo.id
+
+
+async def test_the_page_shows_uploads_live_and_resumes_after_a_notifier_restart(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    workspace = f"page-{uuid.uuid4().hex[:8]}"
+    files = photo_files(tmp_path)
+    page = await open_page(browser, stack.settings, workspace)
+    await check_first_photos(page, files)
+
+    stack.kill("notifier")
+    connection = page.locator("#connection")
+    await expect(connection).to_have_attribute("data-state", "reconnecting")
+    # While the page has no stream, another client uploads: the page must catch up on it.
+    meanwhile = await upload_directly(stack.settings, workspace, two_colour_jpeg())
+    await stack.start("notifier")
+    await expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    await expect(page.locator(f"{READY}[data-photo-id='{meanwhile}']")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+
+    await page.set_input_files("#files", [files["after.jpg"]])
+    await expect(page.locator(READY)).to_have_count(3, timeout=WAIT_MS)
+    assert await page.evaluate("window.notReloaded") is True
+    # Thumbnails that have just loaded are still fading in over their placeholders.
+    await page.evaluate(
+        "document.getAnimations().filter(a => a instanceof CSSTransition).forEach(a => a.finish())"
+    )
+    keep_screenshot(await page.screenshot(full_page=True), tmp_path / "page.png")
