@@ -8,7 +8,8 @@ in the first message, before any bytes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
@@ -41,22 +42,24 @@ class UploadForm:
     async def chunks(self, max_bytes: int) -> AsyncIterator[bytes]:
         """The photo's bytes; TooLarge as soon as they pass `max_bytes`."""
         size = 0
-        while chunk := await self.photo.read_chunk(CHUNK_BYTES):
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
-            yield chunk
-        await refuse_late_fields(self.rest)
+        with well_formed():
+            while chunk := await self.photo.read_chunk(CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
+                yield chunk
+            await refuse_late_fields(self.rest)
 
 
 async def read_form(request: web.Request) -> UploadForm:
     """Reads the form up to the start of the photo's bytes."""
     if request.content_type != FORM_TYPE:
         raise InvalidArgument(f"send the photo as {FORM_TYPE} with a `{PHOTO_FIELD}` field")
-    try:
-        reader = await request.multipart()
-    except ValueError as exc:  # no boundary
-        raise InvalidArgument(f"malformed {FORM_TYPE} body: {exc}") from None
+    with well_formed():
+        return await read_up_to_photo(await request.multipart())
+
+
+async def read_up_to_photo(reader: MultipartReader) -> UploadForm:
     caption = ""
     while (part := await reader.next()) is not None:
         field = form_field(part)
@@ -78,6 +81,16 @@ async def refuse_late_fields(reader: MultipartReader) -> None:
                 f"`{field.name}` after `{PHOTO_FIELD}`: send one photo, and the caption first"
             )
         await field.release()
+
+
+@contextlib.contextmanager
+def well_formed() -> Iterator[None]:
+    """aiohttp's multipart reader reports a malformed body (no boundary, cut short) as
+    ValueError: the client's mistake, so a 400 that says what is wrong."""
+    try:
+        yield
+    except ValueError as exc:
+        raise InvalidArgument(f"malformed {FORM_TYPE} body: {exc}") from None
 
 
 def form_field(part: MultipartReader | BodyPartReader) -> BodyPartReader:

@@ -129,20 +129,38 @@ async def small_gateway(services: Services) -> AsyncIterator[RunningNotifier]:
     await notifier.close()
 
 
-def json_body() -> dict[str, Any]:
-    return {"data": b"{}", "headers": {"Content-Type": "application/json"}}
+def raw_body(content_type: str, data: bytes) -> Callable[[], dict[str, Any]]:
+    return lambda: {"data": data, "headers": {"Content-Type": content_type}}
+
+
+PART_WITHOUT_END = (
+    b'--b\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
+    + images.jpeg(30, 20)[:100]
+)
 
 
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        (json_body, 400),
+        (raw_body("application/json", b"{}"), 400),
+        (raw_body("multipart/form-data", b"no boundary"), 400),
+        (raw_body("multipart/form-data; boundary=b", b"--c\r\nnot the boundary\r\n"), 400),
+        (raw_body("multipart/form-data; boundary=b", PART_WITHOUT_END), 400),
         (lambda: {"data": aiohttp.FormData({"caption": "no photo"})}, 400),
         (lambda: {"data": photo_form(images.jpeg(30, 20), "late", caption_last=True)}, 400),
         (lambda: {"data": photo_form(b"not an image at all")}, 400),
         (lambda: {"data": photo_form(images.jpeg(64, 64) + bytes(2_000_000))}, 413),
     ],
-    ids=["not-a-form", "no-photo", "caption-after-photo", "not-an-image", "too-large"],
+    ids=[
+        "not-a-form",
+        "no-boundary",
+        "wrong-boundary",
+        "cut-short",
+        "no-photo",
+        "caption-after-photo",
+        "not-an-image",
+        "too-large",
+    ],
 )
 async def test_bad_uploads_are_json_errors_with_matching_statuses(
     services: Services,
