@@ -60,6 +60,7 @@ def photo_files(folder: Path) -> dict[str, Path]:
     contents = {
         "shelf.jpg": two_colour_jpeg(),
         "broken.jpg": corpus.truncated_jpeg(),
+        "notes.jpg": b"a shopping list, not a photo",
         "after.jpg": two_colour_jpeg(),
     }
     for name, data in contents.items():
@@ -100,8 +101,14 @@ async def placeholder_edges(page: Page, card_selector: str) -> list[list[int]]:
 
 
 async def check_first_photos(page: Page, files: dict[str, Path]) -> None:
-    """A good photo gets its thumbnail and placeholder; a broken one fails, and Retry works."""
-    await page.set_input_files("#files", [files["shelf.jpg"], files["broken.jpg"]])
+    """A good photo gets its thumbnail and placeholder; a broken one fails, and Retry works; a
+    file that is no image is refused at once, with the upload service's reason."""
+    chosen = ["shelf.jpg", "broken.jpg", "notes.jpg"]
+    await page.set_input_files("#files", [files[name] for name in chosen])
+    rejected = page.locator(".card[data-status=rejected]")
+    await expect(rejected.locator(".error")).to_contain_text("not an image", timeout=WAIT_MS)
+    await rejected.locator("button.delete").click()  # dismissed
+    await expect(rejected).to_have_count(0)
     ready = page.locator(READY)
     await expect(ready).to_have_count(1, timeout=WAIT_MS)
     assert await ready.locator("img.thumb").evaluate("img => img.naturalWidth") == 400

@@ -274,10 +274,13 @@ async function upload(file) {
     }
     showPhoto(photo);
   } catch (error) {
-    card.dataset.status = "failed";
+    // Not a photo of the workspace: nothing to retry or delete there, only to dismiss.
+    card.dataset.status = "rejected";
     card.querySelector(".status").textContent = "not uploaded";
     card.querySelector(".error").textContent = error.message;
-    card.querySelector(".delete").onclick = () => {
+    const dismiss = card.querySelector(".delete");
+    dismiss.textContent = "Dismiss";
+    dismiss.onclick = () => {
       card.remove();
       state.cards.delete(key);
     };
