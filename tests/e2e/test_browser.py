@@ -1,10 +1,12 @@
 """The demo page in a real browser (Debian's chromium, driven by Playwright) against every
 service as a process: photos chosen in the page appear, fail with their reason and a Retry
 button, and get their thumbnails live, without a reload; after the notifier is killed and
-restarted the page resumes its stream, catching up on what happened while it was down."""
+restarted the page resumes its stream, catching up on what happened while it was down, and
+refetches when that history was pruned (stream.reset)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -12,12 +14,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
-from thumbwire.v1 import photos_pb2_grpc
+from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core.config import Settings
+from services.core.retention import prune_events
 from services.core.storage import ObjectStore
 from tests.support import corpus, images
 from tests.support.auth import bearer_channel, token_for
@@ -126,35 +130,63 @@ async def check_first_photos(page: Page, files: dict[str, Path]) -> None:
     await expect(page.locator(FAILED)).to_have_count(1, timeout=WAIT_MS)
 
 
-async def upload_directly(settings: Settings, workspace: str, data: bytes) -> str:
-    """An upload over gRPC, as another client would make it; the photo's id."""
-    async with bearer_channel(settings.upload_addr, token_for(settings, workspace)) as channel:
+def photo_service(settings: Settings, workspace: str) -> grpc.aio.Channel:
+    """A channel to the upload service for another client of the workspace."""
+    return bearer_channel(settings.upload_addr, token_for(settings, workspace))
+
+
+@contextlib.asynccontextmanager
+async def notifier_down(stack: Stack, page: Page) -> AsyncIterator[None]:
+    """The notifier SIGKILLed, the page seeing it, then the notifier back and the page live."""
+    connection = page.locator("#connection")
+    stack.kill("notifier")
+    await expect(connection).to_have_attribute("data-state", "reconnecting")
+    yield
+    await stack.start("notifier")
+    await expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+
+
+async def check_resume_replays_what_was_missed(page: Page, stack: Stack, workspace: str) -> None:
+    """Another client uploads while the page has no stream: its events come on resume."""
+    async with notifier_down(stack, page), photo_service(stack.settings, workspace) as channel:
         stub = photos_pb2_grpc.PhotoServiceStub(channel)
-        photo = await upload(stub, workspace, "item-1", data, filename="meanwhile.jpg")
-    return photo.id
+        photo = await upload(stub, workspace, "item-1", two_colour_jpeg(), filename="m.jpg")
+    ready = page.locator(f"{READY}[data-photo-id='{photo.id}']")
+    await expect(ready).to_have_count(1, timeout=WAIT_MS)
+
+
+async def check_reset_refetches(
+    page: Page, stack: Stack, pool: asyncpg.Pool, workspace: str
+) -> None:
+    """A photo deleted while the page is away, and then the history after the page's resume
+    point pruned: the page gets stream.reset, refetches, and the photo's card goes."""
+    shelf = page.locator(".card", has=page.locator(".name", has_text="shelf.jpg"))
+    photo_id = await shelf.get_attribute("data-photo-id")
+    async with notifier_down(stack, page), photo_service(stack.settings, workspace) as channel:
+        stub = photos_pb2_grpc.PhotoServiceStub(channel)
+        request = photos_pb2.DeletePhotoRequest(workspace_id=workspace, photo_id=photo_id)
+        await stub.DeletePhoto(request)
+        await pool.execute(
+            "UPDATE events SET occurred_at = occurred_at - interval '2 hours'"
+            " WHERE workspace_id = $1",
+            workspace,
+        )
+        assert await prune_events(pool, retention_s=3600) > 0
+    await expect(shelf).to_have_count(0, timeout=WAIT_MS)
 
 
 async def test_the_page_shows_uploads_live_and_resumes_after_a_notifier_restart(
-    stack: Stack, browser: Browser, tmp_path: Path
+    stack: Stack, browser: Browser, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     workspace = f"page-{uuid.uuid4().hex[:8]}"
     files = photo_files(tmp_path)
     page = await open_page(browser, stack.settings, workspace)
     await check_first_photos(page, files)
-
-    stack.kill("notifier")
-    connection = page.locator("#connection")
-    await expect(connection).to_have_attribute("data-state", "reconnecting")
-    # While the page has no stream, another client uploads: the page must catch up on it.
-    meanwhile = await upload_directly(stack.settings, workspace, two_colour_jpeg())
-    await stack.start("notifier")
-    await expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
-    await expect(page.locator(f"{READY}[data-photo-id='{meanwhile}']")).to_have_count(
-        1, timeout=WAIT_MS
-    )
+    await check_resume_replays_what_was_missed(page, stack, workspace)
+    await check_reset_refetches(page, stack, pool, workspace)
 
     await page.set_input_files("#files", [files["after.jpg"]])
-    await expect(page.locator(READY)).to_have_count(3, timeout=WAIT_MS)
+    await expect(page.locator(READY)).to_have_count(2, timeout=WAIT_MS)  # shelf.jpg is gone
     assert await page.evaluate("window.notReloaded") is True
     # Thumbnails that have just loaded are still fading in over their placeholders.
     await page.evaluate(
