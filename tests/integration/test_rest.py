@@ -58,10 +58,12 @@ class Rest:
             body = await r.json() if r.content_type == "application/json" else await r.read()
             return r.status, body
 
-    async def upload(self, item: str = "item-1", **form: Any) -> dict[str, Any]:
+    async def upload(
+        self, item: str = "item-1", headers: dict[str, str] | None = None, **form: Any
+    ) -> dict[str, Any]:
         data = form.pop("data", images.jpeg(300, 200))
         status, body = await self.call(
-            "POST", f"/items/{item}/photos", data=photo_form(data, **form)
+            "POST", f"/items/{item}/photos", data=photo_form(data, **form), headers=headers or {}
         )
         assert status == 201, body
         return body
@@ -99,6 +101,22 @@ async def test_upload_get_list_delete_in_the_event_shape(
     assert (await rest.call("DELETE", f"/photos/{first['id']}"))[0] == 204
     status, gone = await rest.call("GET", f"/photos/{first['id']}")
     assert status == 404 and gone["error"]["code"] == "not_found"
+
+
+async def test_a_repeated_idempotency_key_returns_the_first_photo(
+    services: Services, http: aiohttp.ClientSession
+) -> None:
+    """The upload service answers a known key before reading the file: the gateway stops
+    sending the rest (a file of many chunks) and returns that answer."""
+    rest = Rest(http, services, new_workspace())
+    data = images.jpeg(64, 64) + bytes(600_000)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await rest.upload(data=data, headers=key)
+    again = await rest.upload(data=data, headers=key)
+    assert again["id"] == first["id"]
+    status, listed = await rest.call("GET", "/photos")
+    assert status == 200
+    assert [p["id"] for p in listed["photos"]] == [first["id"]]
 
 
 async def test_retry_queues_a_failed_photo_and_refuses_any_other(
