@@ -29,6 +29,12 @@ T = TypeVar("T")
 # Unary calls answer in milliseconds; past this the upload service counts as unavailable.
 CALL_TIMEOUT_S = 10.0
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# gRPC waits up to 120 s between reconnection attempts by default: a restarted upload service
+# would get no REST traffic for that long. Seconds are enough for a service on the same network.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+]
 
 
 class BadGateway(Exception):
@@ -52,7 +58,7 @@ class UploadClient:
     async def connect(cls, address: str) -> AsyncIterator[UploadClient]:
         """A client of the upload service at `address`; the channel connects lazily, so the
         gateway starts whether or not the upload service is up."""
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
             yield cls(channel)
 
     async def get(self, token: str, workspace_id: str, photo_id: str) -> PhotoRecord:

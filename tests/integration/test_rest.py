@@ -4,6 +4,7 @@ events use, and every failure as JSON with the HTTP status of its gRPC status.""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,7 @@ from tests.integration.conftest import Services
 from tests.support import images
 from tests.support.auth import auth_headers, token_for
 from tests.support.ports import free_address
-from tests.support.services import RunningNotifier, start_notifier
+from tests.support.services import RunningNotifier, running_upload, start_notifier
 
 
 def new_workspace() -> str:
@@ -212,20 +213,30 @@ async def test_tokens_are_checked_before_the_upload_service_is_called(
         assert response.status == 404
 
 
-async def test_an_unreachable_upload_service_is_503_and_the_gateway_stays_up(
+async def test_an_unreachable_upload_service_is_503_until_it_is_back(
     services: Services, http: aiohttp.ClientSession
 ) -> None:
     nowhere = dataclasses.replace(services.settings, upload_addr=free_address())
     notifier = await start_notifier(nowhere)
     try:
         rest = Rest(http, services, new_workspace(), notifier)
-        for method, path in [("GET", f"/photos/{uuid.uuid4()}"), ("GET", "/photos")]:
-            status, body = await rest.call(method, path)
-            assert (status, body["error"]["code"]) == (503, "unavailable")
-        status, body = await rest.call("POST", "/items/i/photos", data=photo_form(b"x" * 10))
-        assert (status, body["error"]["code"]) == (503, "unavailable")
+        missing = f"/photos/{uuid.uuid4()}"
+        for method, path, body in [
+            ("GET", missing, None),
+            ("GET", "/photos", None),
+            ("POST", "/items/i/photos", photo_form(b"x" * 10)),
+        ]:
+            status, error = await rest.call(method, path, data=body)
+            assert (status, error["error"]["code"]) == (503, "unavailable")
         async with http.get(f"{notifier.http}/healthz") as response:
             assert response.status == 200
+        # The upload service starts where the gateway looks for it: served again, unrestarted.
+        async with running_upload(nowhere), asyncio.timeout(30):
+            status = 503
+            while status == 503:
+                await asyncio.sleep(0.2)
+                status, _ = await rest.call("GET", missing)
+            assert status == 404
     finally:
         await notifier.close()
 
