@@ -110,14 +110,14 @@ async function fetchAllPhotos() {
   return photos;
 }
 
-// Shows `photos` as the whole truth: cards of photos not among them go (uploads in flight stay).
+// Shows the listed photos, and drops those we knew before asking that the list no longer has
+// (deleted). One first seen while the list was on its way is newer than the list: it stays.
 async function reloadPhotos() {
+  const knownBefore = [...state.photos.keys()];
   try {
     const photos = await fetchAllPhotos();
     const listed = new Set(photos.map((photo) => photo.id));
-    for (const id of [...state.photos.keys()]) {
-      if (!listed.has(id)) removePhoto(id);
-    }
+    knownBefore.filter((id) => !listed.has(id)).forEach(removePhoto);
     photos.forEach(showPhoto);
   } catch (error) {
     handleApiError(error);
@@ -153,7 +153,9 @@ function openStream() {
     if (source.readyState === EventSource.CLOSED) {
       state.reopenTimer = setTimeout(openStream, REOPEN_DELAY_MS);
       // EventSource hides the status; a refused token shows here, and asks for another.
-      api("GET", "/photos?page_size=1").catch(handleApiError);
+      api("GET", "/photos?page_size=1").catch((error) => {
+        if (error instanceof ApiError) handleApiError(error);
+      });
     }
   };
   PHOTO_EVENTS.forEach((type) => source.addEventListener(type, onPhotoEvent));
