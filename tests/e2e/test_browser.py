@@ -1,8 +1,8 @@
 """The demo page in a real browser (Debian's chromium, driven by Playwright) against every
-service as a process: photos chosen in the page appear, fail with their reason and a Retry
-button, and get their thumbnails live, without a reload; after the notifier is killed and
-restarted the page resumes its stream, catching up on what happened while it was down, and
-refetches when that history was pruned (stream.reset)."""
+service as a process: photos chosen or dropped in the page appear, fail with their reason and
+a Retry button, and get their thumbnails live, without a reload; after the notifier is killed
+and restarted the page resumes its stream, catching up on what happened while it was down,
+and refetches when that history was pruned (stream.reset)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,6 @@ def photo_files(folder: Path) -> dict[str, Path]:
         "shelf.jpg": two_colour_jpeg(),
         "broken.jpg": corpus.truncated_jpeg(),
         "notes.jpg": b"a shopping list, not a photo",
-        "after.jpg": two_colour_jpeg(),
     }
     for name, data in contents.items():
         (folder / name).write_bytes(data)
@@ -175,6 +174,19 @@ async def check_reset_refetches(
     await expect(shelf).to_have_count(0, timeout=WAIT_MS)
 
 
+async def drop_file(page: Page, name: str, data: bytes) -> None:
+    """Drops a file on the page's drop zone, as a person dragging it from their desktop."""
+    transfer = await page.evaluate_handle(
+        """([name, bytes]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "image/jpeg"}));
+            return transfer;
+        }""",
+        [name, list(data)],
+    )
+    await page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
 async def test_the_page_shows_uploads_live_and_resumes_after_a_notifier_restart(
     stack: Stack, browser: Browser, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
@@ -185,7 +197,7 @@ async def test_the_page_shows_uploads_live_and_resumes_after_a_notifier_restart(
     await check_resume_replays_what_was_missed(page, stack, workspace)
     await check_reset_refetches(page, stack, pool, workspace)
 
-    await page.set_input_files("#files", [files["after.jpg"]])
+    await drop_file(page, "after.jpg", two_colour_jpeg())
     await expect(page.locator(READY)).to_have_count(2, timeout=WAIT_MS)  # shelf.jpg is gone
     assert await page.evaluate("window.notReloaded") is True
     # Thumbnails that have just loaded are still fading in over their placeholders.
