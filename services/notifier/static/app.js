@@ -236,7 +236,11 @@ function renderCard(card, photo) {
   }
   showPlaceholder(card.querySelector(".placeholder"), photo.placeholder);
   const thumbnail = photo.thumbnails.find((t) => t.size === CARD_SIZE);
-  if (thumbnail) showThumbnail(card.querySelector(".thumb"), thumbnail.url);
+  if (thumbnail) {
+    const img = card.querySelector(".thumb");
+    img.alt = photo.caption || photo.filename;
+    showThumbnail(img, thumbnail.url);
+  }
 }
 
 function statusText(photo) {
