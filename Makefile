@@ -7,12 +7,16 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/thumbwire/v1/*.proto)
 STUBS := $(patsubst protos/%.proto,gen/%_pb2.py,$(PROTOS))
 
-.PHONY: run test unit lint proto lock bench clean tools
+# The browser the page's test drives: Debian's, never one that Playwright would download.
+CHROMIUM := /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: run test unit lint proto lock bench clean tools browser-deps
 
 run: $(VENV)/.installed $(STUBS)
 	$(PY) -m services.devstack
 
-test: $(VENV)/.installed $(STUBS) tools
+test: $(VENV)/.installed $(STUBS) tools browser-deps
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed $(STUBS)
@@ -26,6 +30,10 @@ bench: $(VENV)/.installed $(STUBS)
 	$(PY) -m bench
 
 proto: $(STUBS)
+
+# tests/e2e/test_browser.py fails (never skips) without it.
+browser-deps:
+	test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Every package, transitive ones too, at the version the suite last passed with.
 lock: $(VENV)/.installed

@@ -94,6 +94,7 @@ def how_to_try(settings: Settings, token: str) -> str:
 thumbwire is running. A token for workspace {DEMO_WORKSPACE}, valid for 24 hours (make others
 with `.venv/bin/thumbwire token --workspace NAME`):
   export THUMBWIRE_TOKEN={token}
+  the demo page:    {gateway}/#workspace={DEMO_WORKSPACE}&item=item-1&token={token}
   upload a photo:   .venv/bin/thumbwire upload photo.jpg --workspace demo --item item-1 --wait
   follow events:    .venv/bin/thumbwire watch --workspace demo
   or over SSE:      curl -N "{gateway}/v1/workspaces/demo/events?access_token=$THUMBWIRE_TOKEN"

@@ -1,15 +1,17 @@
-"""Records to their public forms: protobuf messages for gRPC, JSON for the SSE gateway."""
+"""Records to their public forms: protobuf messages for gRPC, JSON for the gateway (SSE and REST);
+and back from a Photo message, for the gateway's REST facade, which gets photos over gRPC."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from thumbwire.v1 import notifier_pb2, photos_pb2
 
 from services.core.events import EventRecord
-from services.core.photos import PhotoRecord, StoredThumbnail, ThumbnailSize
+from services.core.photos import PhotoRecord, StoredThumbnail, ThumbnailSize, ThumbnailStatus
 
 _STATUS = {
     "pending": photos_pb2.THUMBNAIL_STATUS_PENDING,
@@ -22,6 +24,22 @@ _SIZE = {
     ThumbnailSize.MEDIUM: photos_pb2.THUMBNAIL_SIZE_MEDIUM,
     ThumbnailSize.LARGE: photos_pb2.THUMBNAIL_SIZE_LARGE,
 }
+# The Photo fields that the record and the message hold alike.
+_SAME_IN_BOTH = (
+    "workspace_id",
+    "item_id",
+    "filename",
+    "content_type",
+    "caption",
+    "size_bytes",
+    "width",
+    "height",
+    "thumbnail_attempts",
+    "thumbnail_error",
+    "placeholder",
+)
+_STATUS_OF = {number: ThumbnailStatus(name) for name, number in _STATUS.items()}
+_SIZE_OF = {number: size for size, number in _SIZE.items()}
 
 
 def thumbnail_url(base_url: str, workspace_id: str, photo_id: uuid.UUID, size: str) -> str:
@@ -32,23 +50,25 @@ def thumbnail_url(base_url: str, workspace_id: str, photo_id: uuid.UUID, size: s
 def photo_to_proto(photo: PhotoRecord, base_url: str) -> photos_pb2.Photo:
     message = photos_pb2.Photo(
         id=str(photo.id),
-        workspace_id=photo.workspace_id,
-        item_id=photo.item_id,
-        filename=photo.filename,
-        content_type=photo.content_type,
-        caption=photo.caption,
-        size_bytes=photo.size_bytes,
-        width=photo.width,
-        height=photo.height,
         thumbnail_status=_STATUS[photo.thumbnail_status],
-        thumbnail_attempts=photo.thumbnail_attempts,
-        thumbnail_error=photo.thumbnail_error,
         thumbnails=[_thumbnail_to_proto(photo, t, base_url) for t in _visible_thumbnails(photo)],
-        placeholder=photo.placeholder,
+        **{name: getattr(photo, name) for name in _SAME_IN_BOTH},
     )
     message.created_at.FromDatetime(photo.created_at)
     message.updated_at.FromDatetime(photo.updated_at)
     return message
+
+
+def photo_from_proto(message: photos_pb2.Photo) -> PhotoRecord:
+    """The record a Photo message was made from (photo_to_proto's inverse)."""
+    return PhotoRecord(
+        id=uuid.UUID(message.id),
+        thumbnail_status=_STATUS_OF[message.thumbnail_status],
+        created_at=message.created_at.ToDatetime(tzinfo=UTC),
+        updated_at=message.updated_at.ToDatetime(tzinfo=UTC),
+        thumbnails=tuple(_thumbnail_from_proto(t) for t in message.thumbnails),
+        **{name: getattr(message, name) for name in _SAME_IN_BOTH},
+    )
 
 
 def event_to_proto(event: EventRecord, base_url: str) -> notifier_pb2.PhotoEvent:
@@ -115,4 +135,14 @@ def _thumbnail_to_proto(
         content_type=thumb.content_type,
         size_bytes=thumb.size_bytes,
         url=thumbnail_url(base_url, photo.workspace_id, photo.id, thumb.size),
+    )
+
+
+def _thumbnail_from_proto(message: photos_pb2.Thumbnail) -> StoredThumbnail:
+    return StoredThumbnail(
+        size=_SIZE_OF[message.size],
+        width=message.width,
+        height=message.height,
+        size_bytes=message.size_bytes,
+        content_type=message.content_type,
     )

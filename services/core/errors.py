@@ -72,6 +72,27 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
 }
 
+_BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
+    kind.code: kind
+    for kind in (
+        InvalidArgument,
+        NotFound,
+        Unauthenticated,
+        PermissionDenied,
+        TooLarge,
+        FailedPrecondition,
+        Unavailable,
+    )
+}
+
+
+def error_for_status(code: grpc.StatusCode, message: str) -> ClientError | None:
+    """The ClientError a status from another service stands for (the gateway relays the upload
+    service's), or None for a status no client can act on (INTERNAL, UNKNOWN, ...)."""
+    kind = _BY_CODE.get(code)
+    return kind(message) if kind is not None else None
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -1,4 +1,5 @@
-"""Wires the notifier: event consumer -> hub -> gRPC Subscribe and the HTTP gateway."""
+"""Wires the notifier: event consumer -> hub -> gRPC Subscribe and the HTTP gateway; the gateway's
+REST facade calls the upload service at THUMBWIRE_UPLOAD_ADDR."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.notifier.consumer import EventConsumer, new_instance_id
 from services.notifier.gateway import GatewayDeps, create_app
 from services.notifier.grpc_service import SERVICE_NAME, NotifierService
 from services.notifier.hub import Hub
+from services.notifier.upload_client import UploadClient
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             pruner = EventPruner(pool, settings.event_retention_s, interval_s)
             pruning = asyncio.create_task(pruner.run(), name="event-pruner")
             resources.push_async_callback(cancel_and_wait, pruning)
-        deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub, tokens)
+        photos = await resources.enter_async_context(UploadClient.connect(settings.upload_addr))
+        store = ObjectStore.from_settings(settings)
+        deps = GatewayDeps(settings, pool, store, hub, tokens, photos)
         await start_gateway(deps, resources)
         await start_grpc(deps, resources)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the

@@ -1,5 +1,6 @@
-"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, and a health check. Every route
-but the health check needs a bearer token for its workspace (gateway_auth)."""
+"""The HTTP gateway: SSE for browsers, thumbnail bytes by URL, the REST facade (rest), the demo
+page (page) and a health check. Every route but the health check and the page's files needs a
+bearer token for its workspace (gateway_auth)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
+from services.notifier.page import PAGE_FILES, add_page_routes
+from services.notifier.rest import RestDeps, add_rest_routes
 from services.notifier.stream import replay_then_live, with_heartbeats
+from services.notifier.upload_client import BadGateway, UploadClient
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class GatewayDeps:
     store: ObjectStore
     hub: Hub
     tokens: TokenAuthority
+    photos: UploadClient  # the REST facade's way to the upload service
 
 
 DEPS = web.AppKey("deps", GatewayDeps)
@@ -61,8 +66,12 @@ DEPS = web.AppKey("deps", GatewayDeps)
 
 def create_app(deps: GatewayDeps) -> web.Application:
     # json_errors first (outermost), so that auth failures are JSON errors too.
-    app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, [HEALTHZ])])
+    open_paths = [HEALTHZ, *PAGE_FILES]
+    app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, open_paths)])
     app[DEPS] = deps
+    add_page_routes(app)
+    settings = deps.settings
+    add_rest_routes(app, RestDeps(deps.photos, settings.public_base_url, settings.max_upload_bytes))
     app.router.add_get(HEALTHZ, healthz)
     app.router.add_get("/v1/workspaces/{workspace_id}/events", stream_events)
     app.router.add_get(
@@ -90,6 +99,8 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
         if exc.http_status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="thumbwire"'  # RFC 6750
         return response
+    except BadGateway as exc:
+        return error_response(502, "bad_gateway", str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

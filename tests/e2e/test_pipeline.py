@@ -22,9 +22,8 @@ from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2
 from services.core.config import Settings
 from tests.support import images
 from tests.support.auth import auth_headers, bearer_channel, token_for
-from tests.support.ports import free_address
 from tests.support.processes import ServiceProcess, settings_env
-from tests.support.stack import SERVICES, wait_ready
+from tests.support.stack import SERVICES, own_settings, wait_ready
 from tests.support.uploads import upload
 
 pytestmark = pytest.mark.e2e
@@ -38,15 +37,7 @@ EXPECTED_SIZES = {
 
 @pytest.fixture(scope="module")
 def stack_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(
-        settings,
-        namespace=f"{settings.namespace}-e2e",
-        upload_addr=free_address(),
-        notifier_addr=free_address(),
-        gateway_addr=free_address(),
-        thumbnailer_metrics_addr=free_address(),
-        public_url=None,
-    )
+    return own_settings(settings, "e2e")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import grpc
 
 from services.core.config import Settings
+from tests.support.ports import free_address
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("upload", "thumbnailer", "notifier")
@@ -48,6 +52,34 @@ class Stack:
             f"--- {name}\n{process.output()[-tail_chars:]}"
             for name, process in self.processes.items()
         )
+
+
+def own_settings(settings: Settings, suffix: str, **changes: object) -> Settings:
+    """`settings` with a namespace and addresses of their own, for one more stack of processes
+    beside the others of the run."""
+    return dataclasses.replace(
+        settings,
+        namespace=f"{settings.namespace}-{suffix}",
+        upload_addr=free_address(),
+        notifier_addr=free_address(),
+        gateway_addr=free_address(),
+        thumbnailer_metrics_addr=free_address(),
+        public_url=None,
+        **changes,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, log_dir: Path) -> AsyncIterator[Stack]:
+    """Every service started; at the end each is sent SIGTERM and must exit with 0."""
+    stack = Stack(settings, log_dir)
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        codes = stack.stop()
+        print(stack.logs())
+    assert set(codes.values()) == {0}, codes
 
 
 async def wait_ready(settings: Settings, processes: dict[str, ServiceProcess]) -> None:
