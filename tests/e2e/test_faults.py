@@ -5,7 +5,6 @@ photo is lost or left unfinished."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,25 +19,11 @@ from tests.support import images
 from tests.support.auth import bearer, token_for
 from tests.support.pg_cluster import PrivatePostgres
 from tests.support.photo_client import PhotoClient
-from tests.support.ports import free_address
 from tests.support.rabbit_node import PrivateRabbitNode
-from tests.support.stack import Stack
+from tests.support.stack import Stack, own_settings
 
 COMPLETE = photos_pb2.THUMBNAIL_STATUS_COMPLETE
 PENDING = photos_pb2.THUMBNAIL_STATUS_PENDING
-
-
-def fault_settings(settings: Settings, suffix: str, **changes: object) -> Settings:
-    return dataclasses.replace(
-        settings,
-        namespace=f"{settings.namespace}-{suffix}",
-        upload_addr=free_address(),
-        notifier_addr=free_address(),
-        gateway_addr=free_address(),
-        thumbnailer_metrics_addr=free_address(),
-        public_url=None,
-        **changes,
-    )
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ async def stack(
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
     """The three services on the test's own broker node, one image at a time."""
-    own = fault_settings(settings, "faults", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    own = own_settings(settings, "faults", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
     running = Stack(own, tmp_path)
     await running.start()
     yield running
@@ -175,7 +160,7 @@ async def test_sigterm_drains_every_service_within_30_seconds(
     store: ObjectStore,
     tmp_path: Path,
 ) -> None:
-    own = fault_settings(settings, "drain", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    own = own_settings(settings, "drain", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
     stack = Stack(own, tmp_path)
     await stack.start()
     client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))
@@ -219,7 +204,7 @@ async def test_a_database_restart_during_work_loses_nothing(
     store: ObjectStore,
     tmp_path: Path,
 ) -> None:
-    own = fault_settings(
+    own = own_settings(
         settings,
         "pgrestart",
         amqp_url=rabbit.amqp_url,

@@ -29,10 +29,9 @@ from services.core.storage import ObjectStore
 from tests.support import images
 from tests.support.auth import bearer, token_for
 from tests.support.photo_client import PhotoClient
-from tests.support.ports import free_address
 from tests.support.rabbit_node import PrivateRabbitNode
 from tests.support.seed import seed_photo
-from tests.support.stack import Stack
+from tests.support.stack import Stack, own_settings
 from tests.support.tcp_proxy import TcpProxy
 
 GOOD_PHOTOS = 36
@@ -59,15 +58,10 @@ async def soak(
 ) -> AsyncIterator[Soak]:
     assert settings.s3_endpoint is not None
     proxy = TcpProxy(settings.s3_endpoint.split("://", 1)[1]).start()
-    own = dataclasses.replace(
+    own = own_settings(
         settings,
-        namespace=f"{settings.namespace}-soak",
+        "soak",
         amqp_url=rabbit.amqp_url,
-        upload_addr=free_address(),
-        notifier_addr=free_address(),
-        gateway_addr=free_address(),
-        thumbnailer_metrics_addr=free_address(),
-        public_url=None,
         retry_base_ms=500,  # a ladder of 0.5 + 1 + 2 + 4 s outlasts any one fault
         sweep_age_s=20,
         sweep_interval_s=2,
