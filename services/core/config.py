@@ -45,6 +45,12 @@ class Settings:
     # How often an idle outbox relay looks for rows it was not woken for.
     outbox_poll_interval_s: float = 1.0
     sse_heartbeat_s: float = 10.0
+    # Live events queued for one stream at most: a subscriber that falls further behind is
+    # disconnected and resumes from its last event id (the log replays what it missed).
+    subscriber_buffer: int = 1000
+    # One write to one stream (SSE or gRPC) may wait this long for a client that does not read;
+    # past it the connection is dropped, so a stuck client holds no buffers for long.
+    stream_write_timeout_s: float = 10.0
     # A photo unfinished and untouched this long, with no job in the outbox, gets a new job
     # (its job was lost); keep it above the longest wait you expect in the jobs queue.
     sweep_age_s: float = 600.0

@@ -15,7 +15,7 @@ from services.core.events import EventRecord
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PENDING = 1000
+DEFAULT_MAX_PENDING = 1000  # Settings.subscriber_buffer in the service
 
 
 class Subscription:
