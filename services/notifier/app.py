@@ -43,6 +43,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         resources.push_async_callback(connection.close)
         hub = Hub(settings.subscriber_buffer)
+        heartbeats = asyncio.create_task(hub.run_heartbeats(settings.sse_heartbeat_s))
+        resources.push_async_callback(cancel_and_wait, heartbeats)
         consumer = EventConsumer(connection, Topology.from_settings(settings), hub, instance_id)
         resources.push_async_callback(consumer.close)
         await consumer.start()

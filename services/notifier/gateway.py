@@ -116,8 +116,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 request,
                 response,
                 events,
+                encodings=deps.hub.encodings,
                 base_url=deps.settings.public_base_url,
-                heartbeat_s=deps.settings.sse_heartbeat_s,
                 write_timeout_s=deps.settings.stream_write_timeout_s,
             )
         except ClientStalled as exc:

@@ -68,6 +68,8 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             async with contextlib.aclosing(events):
                 try:
                     async for event in events:
+                        if event is None:  # a heartbeat: gRPC keepalive covers idle streams
+                            continue
                         message = convert.event_to_proto(event, self._base_url)
                         await write_bounded(context, message, self._write_timeout_s)
                 except DATABASE_ERRORS as exc:

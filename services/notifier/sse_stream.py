@@ -1,5 +1,5 @@
-"""Writes one SSE response body: each event as a frame, a heartbeat comment whenever the stream
-is idle, and every write bounded in time.
+"""Writes one SSE response body: each event as a frame (encoded once for all streams), a
+heartbeat comment whenever the hub says the stream is quiet, and every write bounded in time.
 
 A client that stops reading (a frozen tab, a phone that lost its radio without a FIN) fills the
 kernel's buffers, and then aiohttp's `write` waits for it for ever, holding the handler, its
@@ -21,7 +21,7 @@ from aiohttp import web
 from services.core import convert
 from services.core.events import EventRecord
 from services.notifier import sse
-from services.notifier.stream import with_heartbeats
+from services.notifier.encodings import EventEncodings
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +37,24 @@ class ClientStalled(ConnectionAbortedError):
 async def write_frames(
     request: web.Request,
     response: web.StreamResponse,
-    events: AsyncIterator[EventRecord],
+    events: AsyncIterator[EventRecord | None],
     *,
+    encodings: EventEncodings,
     base_url: str,
-    heartbeat_s: float,
     write_timeout_s: float,
 ) -> None:
-    """Writes each event as a frame, and a heartbeat comment whenever the stream is idle.
-    Raises ClientStalled when a write passes `write_timeout_s`."""
-    frames = with_heartbeats(events, heartbeat_s)
-    async with contextlib.aclosing(frames):
-        async for event in frames:
-            await write_bounded(request, response, to_frame(event, base_url), write_timeout_s)
+    """Writes each event as a frame, and a heartbeat comment for each None (the hub's
+    heartbeats, stream.replay_then_live). Raises ClientStalled when a write passes
+    `write_timeout_s`."""
+    heartbeat = sse.comment_frame("heartbeat")
 
+    def encode(event: EventRecord) -> bytes:
+        return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
 
-def to_frame(event: EventRecord | None, base_url: str) -> bytes:
-    if event is None:
-        return sse.comment_frame("heartbeat")
-    return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
+    async with contextlib.aclosing(events):
+        async for event in events:
+            frame = heartbeat if event is None else encodings.get(event, base_url, encode)
+            await write_bounded(request, response, frame, write_timeout_s)
 
 
 async def write_bounded(
@@ -62,12 +62,25 @@ async def write_bounded(
 ) -> None:
     """`response.write(data)`, which waits only while the client's buffers are full; when that
     lasts `timeout_s`, the connection is reset and ClientStalled raised."""
+    if _fits(request, data):  # cannot wait: no timer (the common case, and a cost per write)
+        await response.write(data)
+        return
     try:
         async with asyncio.timeout(timeout_s):
             await response.write(data)
     except TimeoutError:
         reset_connection(request)
         raise ClientStalled(f"the client took nothing for {timeout_s:g} s") from None
+
+
+def _fits(request: web.Request, data: bytes) -> bool:
+    """Whether the transport takes `data` without pausing the writer (below its high-water
+    mark even with it), so that aiohttp's write returns without waiting for the client."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return False
+    _low, high = transport.get_write_buffer_limits()
+    return transport.get_write_buffer_size() + len(data) < high
 
 
 def reset_connection(request: web.Request) -> None:
