@@ -76,6 +76,17 @@ class Settings:
             values[field.name] = _parse(field.name, raw, field.type)
         return cls(**values)
 
+    def to_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`environ` (default: this process's) with every THUMBWIRE_* variable replaced by
+        these settings: what makes from_env() in a child process return them."""
+        env = os.environ if environ is None else environ
+        out = {k: v for k, v in env.items() if not k.startswith("THUMBWIRE_")}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                out[f"THUMBWIRE_{field.name.upper()}"] = str(value)
+        return out
+
     @property
     def s3_endpoint_or_dev(self) -> str:
         return self.s3_endpoint or DEV_S3_ENDPOINT
