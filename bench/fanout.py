@@ -75,6 +75,7 @@ class Result:
     burst: list[float]
     missing: int
     ended: int
+    load: float  # the machine's 1-minute load average after the burst: others' work shows
 
 
 def start_clients(stack: Stack, count: int, processes: int) -> list[subprocess.Popen[str]]:
@@ -167,6 +168,7 @@ async def scenario(count: int, processes: int, log_path: Path) -> Result:
         burst=deliveries.latencies_ms(burst),
         missing=count * (PACED_EVENTS + BURST_EVENTS) - deliveries.count([*paced, *burst]),
         ended=deliveries.ended,
+        load=os.getloadavg()[0],
     )
 
 
@@ -202,12 +204,15 @@ def report(results: list[Result], limit: int) -> list[str]:
         " connection); the gRPC subscribers run in the bench's own process."
         f" Paced: {PACED_EVENTS} events {PACE_S:g} s apart;"
         f" burst: {BURST_EVENTS} events committed back to back. Latency: from the event's commit"
-        " to a client reading its frame.",
+        " to a client reading its frame. Missing: deliveries not made within"
+        f" {SETTLE_S:g} s of the last commit; dropped: SSE connections the notifier ended;"
+        " load avg: the machine's 1-minute load average after the burst (other work on the"
+        " machine shows there).",
         "",
         "| SSE clients (client processes) | connect s | notifier KB per connection"
         " | paced p50 / p99 ms | gRPC paced p50 / p99 ms | burst deliveries/s"
-        " | burst p50 / p99 ms | missing | dropped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | burst p50 / p99 ms | missing | dropped | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -216,7 +221,7 @@ def report(results: list[Result], limit: int) -> list[str]:
             f" | {percentile(r.grpc_paced, 50):.0f} / {percentile(r.grpc_paced, 99):.0f}"
             f" | {r.burst_per_s:,.0f}"
             f" | {percentile(r.burst, 50):.0f} / {percentile(r.burst, 99):.0f}"
-            f" | {r.missing} | {r.ended} |"
+            f" | {r.missing} | {r.ended} | {r.load:.1f} |"
         )
     return [*lines, "", *verdict(results)]
 
