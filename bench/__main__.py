@@ -6,7 +6,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import imaging, throughput, webp_settings
+from bench import fanout, imaging, throughput, webp_settings
 
 REPORT = Path("docs/benchmarks.md")
 
@@ -24,6 +24,8 @@ def main() -> None:
         *webp_settings.run(),
         "",
         *throughput.run(),
+        "",
+        *fanout.run(),
         "",
     ]
     REPORT.parent.mkdir(exist_ok=True)

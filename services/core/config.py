@@ -45,6 +45,12 @@ class Settings:
     # How often an idle outbox relay looks for rows it was not woken for.
     outbox_poll_interval_s: float = 1.0
     sse_heartbeat_s: float = 10.0
+    # Live events queued for one stream at most: a subscriber that falls further behind is
+    # disconnected and resumes from its last event id (the log replays what it missed).
+    subscriber_buffer: int = 1000
+    # One write to one stream (SSE or gRPC) may wait this long for a client that does not read;
+    # past it the connection is dropped, so a stuck client holds no buffers for long.
+    stream_write_timeout_s: float = 10.0
     # A photo unfinished and untouched this long, with no job in the outbox, gets a new job
     # (its job was lost); keep it above the longest wait you expect in the jobs queue.
     sweep_age_s: float = 600.0
@@ -69,6 +75,17 @@ class Settings:
                 continue
             values[field.name] = _parse(field.name, raw, field.type)
         return cls(**values)
+
+    def to_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`environ` (default: this process's) with every THUMBWIRE_* variable replaced by
+        these settings: what makes from_env() in a child process return them."""
+        env = os.environ if environ is None else environ
+        out = {k: v for k, v in env.items() if not k.startswith("THUMBWIRE_")}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                out[f"THUMBWIRE_{field.name.upper()}"] = str(value)
+        return out
 
     @property
     def s3_endpoint_or_dev(self) -> str:

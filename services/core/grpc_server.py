@@ -13,12 +13,18 @@ from grpc_reflection.v1alpha import reflection
 from services.core.auth import TokenAuthority
 from services.core.grpc_auth import AuthInterceptor
 
-# A stream with no traffic is pinged so that dead peers are noticed and idle proxies keep it.
+# A connection with no traffic is pinged every 30 s so that idle proxies and NATs keep it, and
+# one whose ping goes unanswered for 10 s is closed: a peer that vanished, or one so stuck
+# that its TCP window is shut (the ping queues behind the data), ends within 40 s.
+# Clients may ping too (their keepalive on long-idle Subscribe streams), as often as every
+# 10 s: core's default refuses pings closer than 5 minutes apart on a connection that sends
+# no data, and after two such "strikes" closes it with GOAWAY too_many_pings.
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
 
 

@@ -44,7 +44,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             settings.amqp_url, f"thumbwire-notifier {settings.namespace} {instance_id}"
         )
         resources.push_async_callback(connection.close)
-        hub = Hub()
+        hub = Hub(settings.subscriber_buffer)
+        heartbeats = asyncio.create_task(hub.run_heartbeats(settings.sse_heartbeat_s))
+        resources.push_async_callback(cancel_and_wait, heartbeats)
         consumer = EventConsumer(connection, Topology.from_settings(settings), hub, instance_id)
         resources.push_async_callback(consumer.close)
         await consumer.start()
@@ -72,7 +74,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> GrpcServer:
-    service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url)
+    service = NotifierService(
+        deps.pool, deps.hub, deps.settings.public_base_url, deps.settings.stream_write_timeout_s
+    )
     server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens)
     await server.start()
     resources.push_async_callback(server.stop, GRPC_GRACE_S)

@@ -4,22 +4,19 @@ bearer token for its workspace (gateway_auth)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import ETag, web
 
-from services.core import convert, validation
+from services.core import validation
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError, InvalidArgument, NotFound, Unavailable
-from services.core.events import EventRecord
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
     ThumbnailSize,
@@ -33,7 +30,8 @@ from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
 from services.notifier.page import PAGE_FILES, add_page_routes
 from services.notifier.rest import RestDeps, add_rest_routes
-from services.notifier.stream import replay_then_live, with_heartbeats
+from services.notifier.sse_stream import ClientStalled, write_frames
+from services.notifier.stream import replay_then_live
 from services.notifier.upload_client import BadGateway, UploadClient
 
 log = logging.getLogger(__name__)
@@ -125,7 +123,16 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await response.write(sse.retry_frame())
         events = replay_then_live(deps.pool, live, after_event_id)
         try:
-            await write_frames(response, deps.settings, events)
+            await write_frames(
+                request,
+                response,
+                events,
+                encodings=deps.hub.encodings,
+                base_url=deps.settings.public_base_url,
+                write_timeout_s=deps.settings.stream_write_timeout_s,
+            )
+        except ClientStalled as exc:
+            log.info("SSE client of %s dropped: %s", workspace_id, exc)
         except (ConnectionResetError, ConnectionAbortedError):
             log.debug("SSE client of %s went away", workspace_id)
         except DATABASE_ERRORS as exc:
@@ -142,22 +149,6 @@ def resume_point(request: web.Request) -> int:
     if query is not None and query.strip():
         return validation.event_id_text(query, "last_event_id")
     return 0
-
-
-async def write_frames(
-    response: web.StreamResponse, settings: Settings, events: AsyncIterator[EventRecord]
-) -> None:
-    """Writes each event as a frame, and a heartbeat comment whenever the stream is idle."""
-    frames = with_heartbeats(events, settings.sse_heartbeat_s)
-    async with contextlib.aclosing(frames):
-        async for event in frames:
-            await response.write(to_frame(event, settings.public_base_url))
-
-
-def to_frame(event: EventRecord | None, base_url: str) -> bytes:
-    if event is None:
-        return sse.comment_frame("heartbeat")
-    return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
 
 
 async def get_thumbnail(request: web.Request) -> web.Response:

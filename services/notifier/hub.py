@@ -2,7 +2,11 @@
 
 Publishing never waits for a subscriber: each one has a bounded queue, and a subscriber that
 falls that far behind is closed instead. Its stream ends, and the client resumes with its last
-event id, which replays the missed events from PostgreSQL."""
+event id, which replays the missed events from PostgreSQL.
+
+Heartbeats come from here too: one task per hub marks every quiet subscription, instead of a
+timer per stream that every event re-arms (with 10,000 streams, those timers cost more than
+the events)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,24 @@ import asyncio
 import logging
 from collections.abc import Callable
 from types import TracebackType
+from typing import Final
 
 from services.core.events import EventRecord
+from services.notifier.encodings import EventEncodings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PENDING = 1000
+DEFAULT_MAX_PENDING = 1000  # Settings.subscriber_buffer in the service
+
+
+class Heartbeat:
+    """Yielded by a subscription that has had nothing to deliver for a heartbeat interval."""
+
+    def __repr__(self) -> str:
+        return "HEARTBEAT"
+
+
+HEARTBEAT: Final = Heartbeat()
 
 
 class Subscription:
@@ -32,15 +48,16 @@ class Subscription:
         self._max_pending = max_pending
         self._on_close = on_close
         self._closed = False
+        self._fresh = True  # something was offered since the last beat
         # One slot more than max_pending, so the end marker always fits.
-        self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(max_pending + 1)
+        self._queue: asyncio.Queue[EventRecord | Heartbeat | None] = asyncio.Queue(max_pending + 1)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def offer(self, event: EventRecord) -> None:
-        """Queues the event without waiting; a full queue closes the subscription."""
+    def offer(self, item: EventRecord | Heartbeat) -> None:
+        """Queues the item without waiting; a full queue closes the subscription."""
         if self._closed:
             return
         if self._queue.qsize() >= self._max_pending:
@@ -48,7 +65,16 @@ class Subscription:
             log.warning("subscriber of %s fell behind; ending its stream", self.workspace_id)
             self.close()
             return
-        self._queue.put_nowait(event)
+        self._fresh = True
+        self._queue.put_nowait(item)
+
+    def beat(self) -> None:
+        """Called every half heartbeat interval: a heartbeat if nothing was offered since the
+        last call, so a quiet stream gets one at least every interval."""
+        if self._fresh:
+            self._fresh = False
+        else:
+            self.offer(HEARTBEAT)
 
     def close(self) -> None:
         """Ends the iteration after the events already queued; idempotent."""
@@ -61,12 +87,12 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> EventRecord:
-        event = await self._queue.get()
-        if event is None:
+    async def __anext__(self) -> EventRecord | Heartbeat:
+        item = await self._queue.get()
+        if item is None:
             self._queue.put_nowait(None)  # every later call ends too
             raise StopAsyncIteration
-        return event
+        return item
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -87,6 +113,8 @@ class Hub:
         self._max_pending = max_pending
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._closed = False
+        # Shared by the streams this hub feeds: each event is encoded once, not per stream.
+        self.encodings = EventEncodings()
 
     def subscribe(self, workspace_id: str) -> Subscription:
         """A new subscription; already closed when the hub is (the process is stopping)."""
@@ -101,6 +129,18 @@ class Hub:
         """Hands the event to every subscriber of its workspace; never blocks."""
         for subscription in list(self._subscriptions.get(event.workspace_id, ())):
             subscription.offer(event)
+
+    def beat(self) -> None:
+        """Heartbeats for the quiet subscriptions (Subscription.beat)."""
+        # A copy: a beat that overflows a queue closes its subscription, which leaves the set.
+        for subscription in [s for group in self._subscriptions.values() for s in group]:
+            subscription.beat()
+
+    async def run_heartbeats(self, interval_s: float) -> None:
+        """Beats every half interval until cancelled; the hub's owner runs it as a task."""
+        while True:
+            await asyncio.sleep(interval_s / 2)
+            self.beat()
 
     def end_all_streams(self) -> int:
         """Closes every subscription (their clients resume); returns how many there were."""

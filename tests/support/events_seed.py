@@ -20,16 +20,19 @@ from services.core.photos import (
 from services.core.storage import ObjectStore
 
 
-async def add_photo(pool: asyncpg.Pool, workspace_id: str, item_id: str = "item-1") -> EventRecord:
-    """A new pending photo and its photo.uploaded event."""
+async def add_photo(
+    pool: asyncpg.Pool, workspace_id: str, item_id: str = "item-1", caption: str = ""
+) -> EventRecord:
+    """A new pending photo and its photo.uploaded event (a long caption makes a large one)."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, size_bytes,"
-            " width, height) VALUES ($1, $2, $3, 'p.jpg', 'image/jpeg', 1234, 300, 200)"
-            f" RETURNING {PHOTO_COLUMNS}",
+            "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption,"
+            " size_bytes, width, height) VALUES ($1, $2, $3, 'p.jpg', 'image/jpeg', $4, 1234,"
+            f" 300, 200) RETURNING {PHOTO_COLUMNS}",
             uuid.uuid4(),
             workspace_id,
             item_id,
+            caption,
         )
         return await record_event(conn, EventType.UPLOADED, PhotoRecord.from_row(row))
 

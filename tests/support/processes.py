@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -15,12 +13,7 @@ from services.core.config import Settings
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes Settings.from_env() return `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBWIRE_")}
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        if value is not None:
-            env[f"THUMBWIRE_{field.name.upper()}"] = str(value)
-    return env
+    return settings.to_env()
 
 
 class ServiceProcess:

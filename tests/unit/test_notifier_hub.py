@@ -1,15 +1,13 @@
-"""The notifier's in-process parts: the hub's bounded fan-out and the heartbeat interleaving."""
+"""The notifier's in-process parts: the hub's bounded fan-out and its heartbeats."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from services.core.events import EventRecord, EventType
-from services.notifier.hub import Hub
-from services.notifier.stream import with_heartbeats
+from services.notifier.hub import HEARTBEAT, Hub
+from services.notifier.stream import replay_then_live
 
 
 def event(event_id: int, workspace_id: str = "ws") -> EventRecord:
@@ -56,25 +54,35 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones() -> None:
     assert hub.subscriber_count() == 0
 
 
-async def test_heartbeats_fill_idle_time_and_closing_closes_the_source() -> None:
-    closed = asyncio.Event()
+async def test_a_quiet_subscription_gets_a_heartbeat_every_second_beat() -> None:
+    hub = Hub()
+    quiet, busy = hub.subscribe("ws"), hub.subscribe("other")
+    for n in range(1, 5):
+        hub.publish(event(n, "other"))  # `busy` is offered an event before every beat
+        hub.beat()
+    # Subscribing counts as fresh: beats 2 and 4 find `quiet` quiet; `busy` never is.
+    assert [await anext(quiet), await anext(quiet)] == [HEARTBEAT, HEARTBEAT]
+    assert [(await anext(busy)).id for _ in range(4)] == [1, 2, 3, 4]  # type: ignore[union-attr]
+    hub.close()
+    assert [item async for item in quiet] == [] and [item async for item in busy] == []
 
-    async def slow_source() -> AsyncIterator[int]:
-        try:
-            yield 1
-            await asyncio.sleep(0.25)
-            yield 2
-            await asyncio.sleep(3600)
-            yield 3
-        finally:
-            closed.set()
 
-    frames = with_heartbeats(slow_source(), 0.05)
-    seen = [await anext(frames)]
-    while (item := await anext(frames)) is None:
-        seen.append(item)
-    seen.append(item)
-    assert seen[0] == 1 and seen[-1] == 2 and None in seen
-    assert await anext(frames) is None  # idle again: a heartbeat, the source still pending
-    await frames.aclose()
-    assert closed.is_set()
+async def test_heartbeats_reach_the_stream_as_none_between_events() -> None:
+    hub = Hub()
+    async with hub.subscribe("ws") as live:
+        stream = replay_then_live(None, live, 0)  # type: ignore[arg-type] (no replay: no pool)
+        hub.beat()
+        hub.beat()  # quiet since the first: a heartbeat
+        hub.publish(event(1))
+        assert await anext(stream) is None
+        assert (await anext(stream)).id == 1  # type: ignore[union-attr]
+        await stream.aclose()
+
+
+async def test_a_beat_that_overflows_a_queue_closes_that_subscription_only() -> None:
+    hub = Hub(max_pending=1)
+    stuck = hub.subscribe("ws")
+    for _ in range(6):
+        hub.beat()  # never read: the second heartbeat has no room
+    assert stuck.overflowed and stuck.closed
+    assert hub.subscriber_count() == 0
