@@ -99,6 +99,7 @@ class DirectFrames:
             self._kind = base_url
             self._encode = encode
             self._heartbeat = heartbeat
+        self._latest = encodings.latest(self._kind)
         _low, self._high = transport.get_write_buffer_limits()
 
     @classmethod
@@ -125,7 +126,11 @@ class DirectFrames:
         elif item.id <= self.last_id:
             return True  # replayed already
         else:
-            frame = self._encodings.get(item, self._kind, self._encode)
+            latest = self._latest  # the same event for every stream of the fan-out
+            if latest.event is not item:
+                latest.encoded = self._encodings.get(item, self._kind, self._encode)
+                latest.event = item
+            frame = latest.encoded
         transport = self._transport
         if transport.is_closing() or transport.get_write_buffer_size() + len(frame) >= self._high:
             return False
