@@ -28,7 +28,7 @@ from pathlib import Path
 
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
-from bench.fanout_stack import WORKSPACE, Stack, rss_kb, running_stack
+from bench.fanout_stack import WORKSPACE, Stack, cpu_s, rss_kb, running_stack
 from services.core.auth import TokenAuthority
 from services.core.grpc_bearer import bearer_channel
 from services.core.limits import raise_open_files_limit
@@ -76,6 +76,8 @@ class Result:
     missing: int
     ended: int
     load: float  # the machine's 1-minute load average after the burst: others' work shows
+    notifier_cpu_s: float  # over the paced events
+    clients_cpu_s: float  # the SSE client processes', over the paced events
 
 
 def start_clients(stack: Stack, count: int, processes: int) -> list[subprocess.Popen[str]]:
@@ -149,7 +151,10 @@ async def scenario(count: int, processes: int, log_path: Path) -> Result:
             asyncio.create_task(grpc_subscriber(stack, grpc_deliveries, r)) for r in readies
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
+        pids = [stack.notifier.pid, *(c.pid for c in clients)]
+        cpu_before = [cpu_s(pid) for pid in pids]
         paced = await publish(stack, PACED_EVENTS, PACE_S)
+        cpu_paced = [cpu_s(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
         burst_started = time.time()
         burst = await publish(stack, BURST_EVENTS, 0)
         deliveries = await collect(clients, max(burst))
@@ -169,6 +174,8 @@ async def scenario(count: int, processes: int, log_path: Path) -> Result:
         missing=count * (PACED_EVENTS + BURST_EVENTS) - deliveries.count([*paced, *burst]),
         ended=deliveries.ended,
         load=os.getloadavg()[0],
+        notifier_cpu_s=cpu_paced[0],
+        clients_cpu_s=sum(cpu_paced[1:]),
     )
 
 
@@ -207,12 +214,15 @@ def report(results: list[Result], limit: int) -> list[str]:
         " to a client reading its frame. Missing: deliveries not made within"
         f" {SETTLE_S:g} s of the last commit; dropped: SSE connections the notifier ended;"
         " load avg: the machine's 1-minute load average after the burst (other work on the"
-        " machine shows there).",
+        " machine shows there); CPU us per paced delivery: the notifier's CPU time (user and"
+        " system) over the paced events, and the SSE client processes' together, divided by"
+        " the paced deliveries.",
         "",
         "| SSE clients (client processes) | connect s | notifier KB per connection"
         " | paced p50 / p99 ms | gRPC paced p50 / p99 ms | burst deliveries/s"
-        " | burst p50 / p99 ms | missing | dropped | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | burst p50 / p99 ms | missing | dropped | load avg"
+        " | CPU us per paced delivery: notifier / clients |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -221,9 +231,15 @@ def report(results: list[Result], limit: int) -> list[str]:
             f" | {percentile(r.grpc_paced, 50):.0f} / {percentile(r.grpc_paced, 99):.0f}"
             f" | {r.burst_per_s:,.0f}"
             f" | {percentile(r.burst, 50):.0f} / {percentile(r.burst, 99):.0f}"
-            f" | {r.missing} | {r.ended} | {r.load:.1f} |"
+            f" | {r.missing} | {r.ended} | {r.load:.1f}"
+            f" | {r.notifier_cpu_s * 1e6 / paced_deliveries(r):.1f}"
+            f" / {r.clients_cpu_s * 1e6 / paced_deliveries(r):.1f} |"
         )
     return [*lines, "", *verdict(results)]
+
+
+def paced_deliveries(r: Result) -> int:
+    return max(1, r.clients * PACED_EVENTS)
 
 
 def verdict(results: list[Result]) -> list[str]:
@@ -239,26 +255,33 @@ def verdict(results: list[Result]) -> list[str]:
                 f" {percentile(r.paced, 50):.0f} ms).",
             )
     largest = results[-1]
-    us = 1e6 / max(1.0, largest.burst_per_s)
+    deliveries = paced_deliveries(largest)
+    notifier_us = largest.notifier_cpu_s * 1e6 / deliveries
+    clients_us = largest.clients_cpu_s * 1e6 / deliveries
+    per_event_ms = (notifier_us + clients_us) * largest.clients / 1000
     lines += [
         "",
         "What limits it:",
         "",
-        f"- Time per delivery: about {us:.0f} us at {largest.clients:,} clients (1 s over the"
-        " burst's deliveries per second, with everything sharing the cores). Each delivery is"
-        " Python work per stream: the hub's queue wakes the stream's task, which writes one"
-        " frame with one send() to its socket; the event's encoding is made once for all"
-        f" streams. So one event reaches the last of {largest.clients:,} streams about"
-        f" {us * largest.clients / 1000:.0f} ms after the first, and the p99 is that spread"
-        " plus the path before the fan-out (relay, broker, consumer: the 1,000-client p50).",
-        "- One notifier process is one event loop, so at most one core, and this machine's two"
-        " are shared with the client processes (which read and parse every frame),"
-        " PostgreSQL, RabbitMQ and the outbox relay.",
-        "- What would reach 100 ms at 10,000 streams: fewer Python steps per stream (the hub"
-        " writing a live frame straight to each transport instead of waking a task per"
-        " stream), or more notifier processes on more cores, clients spread over them (each"
-        " serves every event); on these two shared cores the second would only move the"
-        " contention.",
+        f"- The notifier's CPU per delivery: {notifier_us:.1f} us at {largest.clients:,}"
+        " clients, so one event's fan-out takes"
+        f" {notifier_us * largest.clients / 1000:.0f} ms of its one core. A caught-up SSE stream"
+        " has no task woken per event: the hub writes the event's frame (made once for all"
+        " streams) to each stream's transport, one send() per stream; a stream whose transport"
+        " buffer is full goes back to its own task and bounded writes. More than half of it"
+        " is the kernel's send() on loopback TCP, which also does the receiving socket's work"
+        " and wakes its reader.",
+        f"- The client processes spend {clients_us:.1f} us of CPU per delivery (one epoll"
+        " wake-up, recv() and parse per connection per event) on the same two cores, so each"
+        f" event needs about {per_event_ms:.0f} ms of CPU in all, at least"
+        f" {per_event_ms / 2:.0f} ms on two cores; PostgreSQL, RabbitMQ and the outbox relay"
+        " share them too. The p99 is that spread plus the path before the fan-out (relay,"
+        " broker, consumer: the 1,000-client p50).",
+        "- What would reach 100 ms at 10,000 streams: the notifier on a core of its own with"
+        " the clients elsewhere (as browsers are), or more notifier processes on more cores,"
+        " clients spread over them (each serves every event). uvloop as the notifier's loop"
+        " was measured and did not help (its CPU per delivery was no lower: the cost is the"
+        " kernel's), so it is not used.",
     ]
     return lines
 

@@ -30,7 +30,7 @@ from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
 from services.notifier.page import PAGE_FILES, add_page_routes
 from services.notifier.rest import RestDeps, add_rest_routes
-from services.notifier.sse_stream import ClientStalled, write_frames
+from services.notifier.sse_stream import ClientStalled, DirectFrames, write_frames
 from services.notifier.stream import replay_then_live
 from services.notifier.upload_client import BadGateway, UploadClient
 
@@ -121,14 +121,16 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     async with deps.hub.subscribe(workspace_id) as live:
         await response.prepare(request)
         await response.write(sse.retry_frame())
-        events = replay_then_live(deps.pool, live, after_event_id)
+        base_url = deps.settings.public_base_url
+        direct = DirectFrames.for_response(request, response, deps.hub.encodings, base_url)
+        events = replay_then_live(deps.pool, live, after_event_id, direct=direct)
         try:
             await write_frames(
                 request,
                 response,
                 events,
                 encodings=deps.hub.encodings,
-                base_url=deps.settings.public_base_url,
+                base_url=base_url,
                 write_timeout_s=deps.settings.stream_write_timeout_s,
             )
         except ClientStalled as exc:

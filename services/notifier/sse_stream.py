@@ -5,6 +5,11 @@ A client that stops reading (a frozen tab, a phone that lost its radio without a
 kernel's buffers, and then aiohttp's `write` waits for it for ever, holding the handler, its
 subscription and the buffered frames. A write that has not finished within the timeout drops
 the connection instead; the client resumes from its Last-Event-ID and the log replays the rest.
+
+Once a stream is live and caught up, DirectFrames writes its frames from the hub's loop straight
+to the connection's transport, with no task woken per event. It only writes what the transport
+takes without pausing; anything else (a full buffer, a closing connection) goes back to the
+stream's task and so to the bounded writes above, which drop a stalled client as before.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from services.core import convert
 from services.core.events import EventRecord
 from services.notifier import sse
 from services.notifier.encodings import EventEncodings
+from services.notifier.hub import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +53,91 @@ async def write_frames(
     heartbeats, stream.replay_then_live). Raises ClientStalled when a write passes
     `write_timeout_s`."""
     heartbeat = sse.comment_frame("heartbeat")
-
-    def encode(event: EventRecord) -> bytes:
-        return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
+    encode = frame_encoder(base_url)
 
     async with contextlib.aclosing(events):
         async for event in events:
             frame = heartbeat if event is None else encodings.get(event, base_url, encode)
             await write_bounded(request, response, frame, write_timeout_s)
+
+
+def frame_encoder(base_url: str) -> Callable[[EventRecord], bytes]:
+    def encode(event: EventRecord) -> bytes:
+        return sse.event_frame(event.id, str(event.type), convert.event_to_json(event, base_url))
+
+    return encode
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked HTTP/1.1 body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class DirectFrames:
+    """A stream's DirectWriter (stream.replay_then_live): writes each event's frame (made once
+    for all streams), or a heartbeat comment, with the transport's `write`; refuses an item
+    that would take the transport's buffer to its high-water mark or that finds the
+    connection closing. Events not newer than `last_id` are dropped, as the stream does."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        encodings: EventEncodings,
+        base_url: str,
+        chunked: bool,
+    ) -> None:
+        self.last_id = 0
+        self._transport = transport
+        self._encodings = encodings
+        encode = frame_encoder(base_url)
+        heartbeat = sse.comment_frame("heartbeat")
+        if chunked:
+            self._kind = f"chunked {base_url}"
+            self._encode: Callable[[EventRecord], bytes] = lambda event: chunk(encode(event))
+            self._heartbeat = chunk(heartbeat)
+        else:
+            self._kind = base_url
+            self._encode = encode
+            self._heartbeat = heartbeat
+        self._latest = encodings.latest(self._kind)
+        _low, self._high = transport.get_write_buffer_limits()
+
+    @classmethod
+    def for_response(
+        cls,
+        request: web.Request,
+        response: web.StreamResponse,
+        encodings: EventEncodings,
+        base_url: str,
+    ) -> DirectFrames | None:
+        """For a prepared response whose body is the frames as they are, or chunked; None
+        when it is neither (compressed), or has no transport."""
+        transport = request.transport
+        if transport is None or response.compression or not response.prepared:
+            return None
+        chunked = response.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked"
+        if not chunked and response.headers.get(hdrs.TRANSFER_ENCODING):
+            return None
+        return cls(transport, encodings, base_url, chunked)  # type: ignore[arg-type]
+
+    def __call__(self, item: EventRecord | Heartbeat) -> bool:
+        if isinstance(item, Heartbeat):
+            frame = self._heartbeat
+        elif item.id <= self.last_id:
+            return True  # replayed already
+        else:
+            latest = self._latest  # the same event for every stream of the fan-out
+            if latest.event is not item:
+                latest.encoded = self._encodings.get(item, self._kind, self._encode)
+                latest.event = item
+            frame = latest.encoded
+        transport = self._transport
+        if transport.is_closing() or transport.get_write_buffer_size() + len(frame) >= self._high:
+            return False
+        transport.write(frame)
+        if not isinstance(item, Heartbeat):
+            self.last_id = item.id
+        return True
 
 
 async def write_bounded(

@@ -4,19 +4,31 @@ Event ids are row ids, and within a workspace id order is commit order (services
 so "every event after N" is exact: subscribe to live events first, replay the log from
 PostgreSQL, then pass on live events newer than the last one sent. An event that commits
 during the replay is either in a replayed page or arrives live after it; the id check drops
-the copies that are in both."""
+the copies that are in both.
+
+A stream may also give a direct writer: once the live queue is empty (the replay has caught up
+with it), the hub hands later items to that writer, which writes them from the hub's loop and
+applies the same id check; the first item it cannot write without waiting comes back through the
+queue, and so here again."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import asyncpg
 
 from services.core.events import EventRecord
 from services.core.retention import log_page, stream_reset
-from services.notifier.hub import Heartbeat, Subscription
+from services.notifier.hub import DirectSink, Heartbeat, Subscription
 
 REPLAY_PAGE_SIZE = 500
+
+
+class DirectWriter(DirectSink, Protocol):
+    """A DirectSink that drops events not newer than `last_id`, and advances it."""
+
+    last_id: int
 
 
 async def replay_then_live(
@@ -24,6 +36,7 @@ async def replay_then_live(
     live: Subscription,
     after_event_id: int,
     page_size: int = REPLAY_PAGE_SIZE,
+    direct: DirectWriter | None = None,
 ) -> AsyncIterator[EventRecord | None]:
     """The subscription's workspace's events after `after_event_id` (0: live ones only),
     oldest first, and None for each heartbeat of the hub (the stream has been quiet).
@@ -36,7 +49,17 @@ async def replay_then_live(
         async for event in replay(pool, live.workspace_id, after_event_id, page_size):
             yield event
             last_id = event.id
-    async for item in live:
+    while True:
+        if direct is not None:
+            # Resumed: the last item yielded has been written. No await until go_direct.
+            direct.last_id = last_id
+            live.go_direct(direct)  # nothing changes while items are queued
+        try:
+            item = await anext(live)
+        except StopAsyncIteration:
+            return
+        if direct is not None:
+            last_id = max(last_id, direct.last_id)  # what it wrote meanwhile
         if isinstance(item, Heartbeat):
             yield None
         elif item.id > last_id:

@@ -234,6 +234,40 @@ async def test_sse_streams_the_same_events_as_grpc(
         assert response.content_type == "image/webp"
 
 
+async def test_an_http10_sse_client_gets_bare_frames_replayed_then_live(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay
+) -> None:
+    """HTTP/1.0 has no chunked bodies: the frames the hub writes straight to a caught-up
+    stream's connection come as they are, after the replayed ones, each once and in order."""
+    workspace_id = new_workspace()
+    ids = [await publish_new_photo(pool, relay, workspace_id) for _ in range(3)]
+    host, port = notifier.settings.gateway_addr.rsplit(":", 1)
+    path = events_url(notifier, workspace_id, f"&last_event_id={ids[0]}")
+    path = path.removeprefix(notifier.http)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head.lower()
+        body = b""
+
+        async def frames_until(count: int) -> list[bytes]:
+            nonlocal body
+            while body.count(b"id: ") < count:
+                body += await asyncio.wait_for(reader.read(65536), 10)
+            return [f for f in body.split(b"\n\n") if f]
+
+        await frames_until(2)  # replayed: the stream has caught up
+        ids += [await publish_new_photo(pool, relay, workspace_id) for _ in range(3)]
+        frames = await frames_until(5)
+        assert frames[0] == b"retry: 2000"
+        events = [f for f in frames if f.startswith(b"id: ")]
+        assert [int(f.split(b"\n")[0][4:]) for f in events] == ids[1:]
+        assert all(f.split(b"\n")[2].startswith(b"data: {") for f in events)
+    finally:
+        writer.close()
+
+
 async def test_sse_resumes_from_last_event_id_header_or_query(
     notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay, http: aiohttp.ClientSession
 ) -> None:

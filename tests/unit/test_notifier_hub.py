@@ -1,12 +1,19 @@
-"""The notifier's in-process parts: the hub's bounded fan-out and its heartbeats."""
+"""The notifier's in-process parts: the hub's bounded fan-out, its heartbeats, and the direct
+writes of caught-up SSE streams."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from services.core.events import EventRecord, EventType
-from services.notifier.hub import HEARTBEAT, Hub
+from services.notifier import sse
+from services.notifier.encodings import EventEncodings
+from services.notifier.hub import HEARTBEAT, Heartbeat, Hub
+from services.notifier.sse_stream import DirectFrames, chunk, frame_encoder
 from services.notifier.stream import replay_then_live
 
 
@@ -86,3 +93,93 @@ async def test_a_beat_that_overflows_a_queue_closes_that_subscription_only() -> 
         hub.beat()  # never read: the second heartbeat has no room
     assert stuck.overflowed and stuck.closed
     assert hub.subscriber_count() == 0
+
+
+class RecordingSink:
+    """A DirectWriter that takes what `accept` allows, as a transport with room would."""
+
+    def __init__(self) -> None:
+        self.last_id = 0
+        self.accept = True
+        self.written: list[int | None] = []  # event ids; None for a heartbeat
+
+    def __call__(self, item: EventRecord | Heartbeat) -> bool:
+        if isinstance(item, Heartbeat):
+            if self.accept:
+                self.written.append(None)
+            return self.accept
+        if item.id <= self.last_id:
+            return True
+        if self.accept:
+            self.written.append(item.id)
+            self.last_id = item.id
+        return self.accept
+
+
+async def test_a_caught_up_stream_takes_events_directly_in_order_and_once() -> None:
+    hub = Hub()
+    sink = RecordingSink()
+    async with hub.subscribe("ws") as live:
+        stream = replay_then_live(None, live, 0, direct=sink)  # type: ignore[arg-type]
+        hub.publish(event(1))
+        hub.publish(event(2))  # queued before the stream runs: it yields both, then goes direct
+        assert [(await anext(stream)).id, (await anext(stream)).id] == [1, 2]  # type: ignore[union-attr]
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # the stream has drained its queue and handed over
+        for n in (3, 2, 4):  # 2 again: the broker delivers at least once
+            hub.publish(event(n))
+        hub.beat()
+        hub.beat()  # quiet since the event: a heartbeat, written directly too
+        assert sink.written == [3, 4, None]
+        sink.accept = False  # the transport is full: the next event goes to the stream's task
+        hub.publish(event(5))
+        hub.publish(event(6))  # queued behind it, not written directly
+        assert (await waiting).id == 5  # type: ignore[union-attr]
+        assert (await anext(stream)).id == 6  # type: ignore[union-attr]
+        sink.accept = True
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        hub.publish(event(6))  # a copy of what the stream wrote: dropped
+        hub.publish(event(7))
+        assert sink.written == [3, 4, None, 7]
+        hub.close()
+        with pytest.raises(StopAsyncIteration):
+            await waiting  # closing the hub ends a direct stream too
+
+
+class FakeTransport:
+    def __init__(self, high: int = 100) -> None:
+        self.data = b""
+        self.buffered = 0
+        self.closing = False
+        self._high = high
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._high // 4, self._high)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_direct_frames_write_what_fits_and_refuse_the_rest(chunked: bool) -> None:
+    transport = FakeTransport(high=1000)
+    frames = DirectFrames(transport, EventEncodings(), "http://x", chunked)  # type: ignore[arg-type]
+    frames.last_id = 1
+    assert frames(event(1))  # already written: dropped, nothing sent
+    assert transport.data == b""
+    second = event(2)
+    assert frames(second) and frames(HEARTBEAT)
+    frame, heartbeat = frame_encoder("http://x")(second), sse.comment_frame("heartbeat")
+    body = chunk(frame) + chunk(heartbeat) if chunked else frame + heartbeat
+    assert transport.data == body and frames.last_id == 2
+    transport.buffered = 900  # the frame would reach the high-water mark
+    assert not frames(event(3)) and frames.last_id == 2
+    transport.buffered, transport.closing = 0, True
+    assert not frames(event(3)) and not frames(HEARTBEAT)
