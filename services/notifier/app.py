@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import logging
 
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+
 from services.core import broker, database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.http_server import start_http
 from services.core.lifecycle import cancel_and_wait
+from services.core.readiness import Readiness
 from services.core.retention import EventPruner
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
@@ -52,11 +56,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             pruning = asyncio.create_task(pruner.run(), name="event-pruner")
             resources.push_async_callback(cancel_and_wait, pruning)
         deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub, tokens)
+        readiness = await start_readiness(settings, pool, connection, resources)
         await start_gateway(deps, resources)
-        await start_grpc(deps, resources)
+        await start_grpc(deps, resources, readiness)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
         # servers stop, and a Subscribe that arrives in between ends at once.
         resources.callback(hub.close)
+        resources.push_async_callback(readiness.drain)  # first of all: NOT_SERVING
         log.info(
             "notifier %s: gRPC on %s, HTTP on %s",
             instance_id,
@@ -67,9 +73,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("notifier %s stopping", instance_id)
 
 
-async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> GrpcServer:
+async def start_grpc(
+    deps: GatewayDeps, resources: contextlib.AsyncExitStack, readiness: Readiness | None = None
+) -> GrpcServer:
     service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url)
-    server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens)
+    server = GrpcServer(
+        deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens, readiness
+    )
     await server.start()
     resources.push_async_callback(server.stop, GRPC_GRACE_S)
     return server
@@ -78,3 +88,17 @@ async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) ->
 async def start_gateway(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> None:
     runner = await start_http(create_app(deps), deps.settings.gateway_addr, HTTP_SHUTDOWN_TIMEOUT_S)
     resources.push_async_callback(runner.cleanup)
+
+
+async def start_readiness(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    resources: contextlib.AsyncExitStack,
+) -> Readiness:
+    """Probed once now, then every readiness_interval_s until the stack closes."""
+    readiness = Readiness(pool, connection, settings.readiness_interval_s)
+    await readiness.refresh()
+    probing = asyncio.create_task(readiness.run(), name="readiness-probe")
+    resources.push_async_callback(cancel_and_wait, probing)
+    return readiness

@@ -10,6 +10,7 @@ from services.core import broker, database
 from services.core.config import Settings
 from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxRelay
+from services.core.readiness import Readiness
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
 from services.thumbnailer.consumer import JobConsumer
@@ -44,8 +45,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         renderer = RenderPool(settings.concurrency, ImageLimits.from_settings(settings))
         stack.push_async_callback(renderer.close)
 
+        readiness = Readiness(pool, connection, settings.readiness_interval_s)
+        await readiness.refresh()
+        probing = asyncio.create_task(readiness.run(), name="readiness-probe")
+        stack.push_async_callback(cancel_and_wait, probing)
+
         metrics = ThumbnailerMetrics()
-        status = StatusServer(settings.thumbnailer_metrics_addr, metrics)
+        status = StatusServer(settings.thumbnailer_metrics_addr, metrics, readiness)
         await status.start()
         stack.push_async_callback(status.stop)
 
@@ -75,6 +81,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         await consumer.start()
         stack.push_async_callback(consumer.stop, SHUTDOWN_GRACE_S)
+        stack.push_async_callback(readiness.drain)  # first on exit: /healthz turns 503
         log.info("thumbnailer ready: metrics on http://%s", settings.thumbnailer_metrics_addr)
         await wait_for_stop(stop, relay_task)
     log.info("thumbnailer stopped")

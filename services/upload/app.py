@@ -1,5 +1,5 @@
-"""The upload service process: PhotoService on gRPC, and the outbox relay that publishes the
-jobs and events it records."""
+"""The upload service process: PhotoService on gRPC, the outbox relay that publishes the jobs
+and events it records, and its readiness probe."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from services.core import broker, database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
+from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxRelay
+from services.core.readiness import Readiness
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
 from services.upload.catalogue import Catalogue
@@ -28,40 +30,50 @@ STOP_GRACE_S = 10.0
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     tokens = TokenAuthority.from_settings(settings)  # first: no secret, no start
     await database.prepare(settings.database_url)
-    pool = await database.create_pool(settings.database_url, application_name="thumbwire-upload")
-    connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
-    try:
+    async with contextlib.AsyncExitStack() as resources:
+        # Closed in the reverse order: the server drains while the relay, the pool and the
+        # broker connection are still there.
+        pool = await database.create_pool(
+            settings.database_url, application_name="thumbwire-upload"
+        )
+        resources.push_async_callback(pool.close)
+        connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
+        resources.push_async_callback(connection.close)
         channel = await connection.channel(on_return_raises=True)
         exchanges = await declare_topology(channel, Topology.from_settings(settings))
         relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
-        server = _grpc_server(
-            settings,
-            tokens,
-            PhotoService(
-                Catalogue(pool),
-                ObjectStore.from_settings(settings),
-                UploadLimits(settings.max_upload_bytes, settings.max_pixels),
-            ),
-        )
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        resources.push_async_callback(cancel_and_wait, relay_task)
+
+        readiness = Readiness(pool, connection, settings.readiness_interval_s)
+        await readiness.refresh()
+        probing = asyncio.create_task(readiness.run(), name="readiness-probe")
+        resources.push_async_callback(cancel_and_wait, probing)
+
+        service = PhotoService(
+            Catalogue(pool),
+            ObjectStore.from_settings(settings),
+            UploadLimits(settings.max_upload_bytes, settings.max_pixels),
+        )
+        server = _grpc_server(
+            settings, tokens, PhotoServicer(service, settings.public_base_url), readiness
+        )
         await server.start()
+        resources.push_async_callback(server.stop, STOP_GRACE_S)
+        # Runs first on exit: NOT_SERVING before the server stops taking calls.
+        resources.push_async_callback(readiness.drain)
         log.info("PhotoService listening on %s", settings.upload_addr)
         await stop.wait()
         log.info("stopping: draining calls for up to %.0fs", STOP_GRACE_S)
-        await server.stop(STOP_GRACE_S)
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
-    finally:
-        await connection.close()
-        await pool.close()
 
 
-def _grpc_server(settings: Settings, tokens: TokenAuthority, service: PhotoService) -> GrpcServer:
-    servicer = PhotoServicer(service, settings.public_base_url)
+def _grpc_server(
+    settings: Settings, tokens: TokenAuthority, servicer: PhotoServicer, readiness: Readiness
+) -> GrpcServer:
     return GrpcServer(
         settings.upload_addr,
         [lambda server: photos_pb2_grpc.add_PhotoServiceServicer_to_server(servicer, server)],
         [SERVICE_NAME],
         tokens,
+        readiness,
     )

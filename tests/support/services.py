@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import grpc
@@ -17,6 +17,23 @@ from services.notifier.app import serve as serve_notifier
 from services.upload.app import serve as serve_upload
 from tests.support.auth import AuthedChannels
 from tests.support.ports import free_address
+
+Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    serve: Serve, settings: Settings, stop: asyncio.Event | None = None
+) -> AsyncIterator[None]:
+    """`serve(settings, stop)` (a service's app) in a task until the block ends, then stopped
+    and awaited."""
+    stop = stop or asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
 
 
 @dataclass
