@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from services.core.config import ConfigError, Settings
 
@@ -42,6 +44,15 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
     except ConfigError as exc:
         logging.getLogger(service).critical("cannot start: %s", exc)
         sys.exit(EXIT_CONFIG)
+
+
+def background(
+    stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """`work` as a task that `stack` cancels and awaits when it closes."""
+    task = asyncio.create_task(work, name=name)
+    stack.push_async_callback(cancel_and_wait, task)
+    return task
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:

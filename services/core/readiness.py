@@ -8,6 +8,7 @@ itself, so it must be taken out of rotation (NOT_SERVING, 503), not restarted.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,6 +16,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from services.core.database import DATABASE_ERRORS
+from services.core.lifecycle import background
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,24 @@ class Readiness:
         if ready == self._ready:
             return
         self._ready = ready
-        log.log(logging.INFO if ready else logging.WARNING, "ready: %s", ready)
+        if ready:
+            log.info("ready: the database and the broker answer")
+        elif self._draining:
+            log.info("not ready: draining")
+        else:
+            log.warning("not ready: the database or the broker does not answer")
         for watcher in self._watchers:
             await watcher(ready)
+
+
+async def start_readiness(
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    interval_s: float,
+    stack: contextlib.AsyncExitStack,
+) -> Readiness:
+    """A Readiness probed once now, then every `interval_s` until `stack` closes."""
+    readiness = Readiness(pool, connection, interval_s)
+    await readiness.refresh()
+    background(stack, readiness.run(), "readiness-probe")
+    return readiness

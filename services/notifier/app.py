@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
-from aio_pika.abc import AbstractRobustConnection
-
 from services.core import broker, database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.http_server import start_http
 from services.core.lifecycle import cancel_and_wait
-from services.core.readiness import Readiness
+from services.core.readiness import Readiness, start_readiness
 from services.core.retention import EventPruner
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
@@ -56,7 +53,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             pruning = asyncio.create_task(pruner.run(), name="event-pruner")
             resources.push_async_callback(cancel_and_wait, pruning)
         deps = GatewayDeps(settings, pool, ObjectStore.from_settings(settings), hub, tokens)
-        readiness = await start_readiness(settings, pool, connection, resources)
+        readiness = await start_readiness(
+            pool, connection, settings.readiness_interval_s, resources
+        )
         await start_gateway(deps, resources)
         await start_grpc(deps, resources, readiness)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
@@ -76,7 +75,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 async def start_grpc(
     deps: GatewayDeps, resources: contextlib.AsyncExitStack, readiness: Readiness | None = None
 ) -> GrpcServer:
-    service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url)
+    service = NotifierService(deps.pool, deps.hub, deps.settings.public_base_url, deps.metrics)
     server = GrpcServer(
         deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens, readiness
     )
@@ -88,17 +87,3 @@ async def start_grpc(
 async def start_gateway(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> None:
     runner = await start_http(create_app(deps), deps.settings.gateway_addr, HTTP_SHUTDOWN_TIMEOUT_S)
     resources.push_async_callback(runner.cleanup)
-
-
-async def start_readiness(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    connection: AbstractRobustConnection,
-    resources: contextlib.AsyncExitStack,
-) -> Readiness:
-    """Probed once now, then every readiness_interval_s until the stack closes."""
-    readiness = Readiness(pool, connection, settings.readiness_interval_s)
-    await readiness.refresh()
-    probing = asyncio.create_task(readiness.run(), name="readiness-probe")
-    resources.push_async_callback(cancel_and_wait, probing)
-    return readiness

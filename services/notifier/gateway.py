@@ -8,7 +8,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import ETag, web
@@ -19,6 +19,7 @@ from services.core.config import Settings
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError, InvalidArgument, NotFound, Unavailable
 from services.core.events import EventRecord
+from services.core.metrics_http import METRICS_PATH, metrics_handler
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
     ThumbnailSize,
@@ -30,6 +31,7 @@ from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.stream import replay_then_live, with_heartbeats
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class GatewayDeps:
     store: ObjectStore
     hub: Hub
     tokens: TokenAuthority
+    metrics: NotifierMetrics = field(default_factory=NotifierMetrics)
 
 
 DEPS = web.AppKey("deps", GatewayDeps)
@@ -61,9 +64,12 @@ DEPS = web.AppKey("deps", GatewayDeps)
 
 def create_app(deps: GatewayDeps) -> web.Application:
     # json_errors first (outermost), so that auth failures are JSON errors too.
-    app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, [HEALTHZ])])
+    app = web.Application(
+        middlewares=[json_errors, bearer_auth(deps.tokens, [HEALTHZ, METRICS_PATH])]
+    )
     app[DEPS] = deps
     app.router.add_get(HEALTHZ, healthz)
+    app.router.add_get(METRICS_PATH, metrics_handler(deps.metrics.registry))
     app.router.add_get("/v1/workspaces/{workspace_id}/events", stream_events)
     app.router.add_get(
         "/v1/workspaces/{workspace_id}/photos/{photo_id}/thumbnails/{size}", get_thumbnail
@@ -112,7 +118,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     async with deps.hub.subscribe(workspace_id) as live:
         await response.prepare(request)
         await response.write(sse.retry_frame())
-        events = replay_then_live(deps.pool, live, after_event_id)
+        events = deps.metrics.counted("sse", replay_then_live(deps.pool, live, after_event_id))
         try:
             await write_frames(response, deps.settings, events)
         except (ConnectionResetError, ConnectionAbortedError):

@@ -87,6 +87,7 @@ class JobConsumer:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         started = time.monotonic()
+        attempt = JobHistory.from_headers(message.headers).attempt
         outcome = Outcome.INTERRUPTED
         self._metrics.in_flight.inc()
         try:
@@ -95,7 +96,7 @@ class JobConsumer:
         finally:
             self._metrics.in_flight.dec()
             self._metrics.processing_seconds.observe(time.monotonic() - started)
-            self._metrics.jobs.labels(outcome=str(outcome)).inc()
+            self._metrics.job_ended(outcome, attempt)
 
     async def _outcome_of(self, message: AbstractIncomingMessage) -> Outcome:
         try:

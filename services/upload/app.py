@@ -1,5 +1,5 @@
 """The upload service process: PhotoService on gRPC, the outbox relay that publishes the jobs
-and events it records, and its readiness probe."""
+and events it records, its readiness probe, and /metrics."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from services.core import broker, database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
-from services.core.lifecycle import cancel_and_wait
+from services.core.lifecycle import background
+from services.core.metrics_http import start_metrics_server
 from services.core.outbox import OutboxRelay
-from services.core.readiness import Readiness
+from services.core.readiness import Readiness, start_readiness
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
 from services.upload.catalogue import Catalogue
 from services.upload.grpc_service import PhotoServicer
+from services.upload.metrics import UploadMetrics
 from services.upload.photo_service import PhotoService, UploadLimits
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         channel = await connection.channel(on_return_raises=True)
         exchanges = await declare_topology(channel, Topology.from_settings(settings))
         relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        resources.push_async_callback(cancel_and_wait, relay_task)
+        background(resources, relay.run(), "outbox-relay")
 
-        readiness = Readiness(pool, connection, settings.readiness_interval_s)
-        await readiness.refresh()
-        probing = asyncio.create_task(readiness.run(), name="readiness-probe")
-        resources.push_async_callback(cancel_and_wait, probing)
+        metrics = UploadMetrics()
+        metrics_server = await start_metrics_server(metrics.registry, settings.upload_metrics_addr)
+        resources.push_async_callback(metrics_server.cleanup)
+
+        readiness = await start_readiness(
+            pool, connection, settings.readiness_interval_s, resources
+        )
 
         service = PhotoService(
             Catalogue(pool),
@@ -56,13 +60,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             UploadLimits(settings.max_upload_bytes, settings.max_pixels),
         )
         server = _grpc_server(
-            settings, tokens, PhotoServicer(service, settings.public_base_url), readiness
+            settings, tokens, PhotoServicer(service, settings.public_base_url, metrics), readiness
         )
         await server.start()
         resources.push_async_callback(server.stop, STOP_GRACE_S)
         # Runs first on exit: NOT_SERVING before the server stops taking calls.
         resources.push_async_callback(readiness.drain)
-        log.info("PhotoService listening on %s", settings.upload_addr)
+        log.info(
+            "PhotoService listening on %s, metrics on http://%s/metrics",
+            settings.upload_addr,
+            settings.upload_metrics_addr,
+        )
         await stop.wait()
         log.info("stopping: draining calls for up to %.0fs", STOP_GRACE_S)
 

@@ -10,13 +10,15 @@ from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core.convert import photo_to_proto
 from services.core.errors import grpc_errors
+from services.upload.metrics import UploadMetrics
 from services.upload.photo_service import PhotoService
 
 
 class PhotoServicer(photos_pb2_grpc.PhotoServiceServicer):
-    def __init__(self, service: PhotoService, public_base_url: str) -> None:
+    def __init__(self, service: PhotoService, public_base_url: str, metrics: UploadMetrics) -> None:
         self._service = service
         self._base_url = public_base_url
+        self._metrics = metrics
 
     @grpc_errors
     async def UploadPhoto(  # noqa: N802 - names come from the generated stub
@@ -24,7 +26,7 @@ class PhotoServicer(photos_pb2_grpc.PhotoServiceServicer):
         request_iterator: AsyncIterator[photos_pb2.UploadPhotoRequest],
         context: grpc.aio.ServicerContext,
     ) -> photos_pb2.Photo:
-        photo = await self._service.upload(request_iterator)
+        photo = await self._metrics.observe(self._service.upload, request_iterator)
         return photo_to_proto(photo, self._base_url)
 
     @grpc_errors

@@ -30,6 +30,7 @@ def fresh_addresses(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings,
         upload_addr=free_address(),
+        upload_metrics_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
     )
 

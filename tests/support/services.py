@@ -50,7 +50,9 @@ class UploadService:
 
 @contextlib.asynccontextmanager
 async def running_upload(settings: Settings) -> AsyncIterator[UploadService]:
-    """The upload service on `settings.upload_addr` until the block ends."""
+    """The upload service on `settings.upload_addr` until the block ends; its /metrics on an
+    address of its own (svc.settings.upload_metrics_addr), so that two can run at once."""
+    settings = replace(settings, upload_metrics_addr=free_address())
     stop = asyncio.Event()
     task = asyncio.create_task(serve_upload(settings, stop))
     channel = grpc.aio.insecure_channel(settings.upload_addr)
