@@ -25,7 +25,7 @@ from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.upload.app import serve as serve_upload
 from tests.support import images
 from tests.support.auth import AuthedChannels, auth_headers, token_for
-from tests.support.outages import SERVING, grpc_health, own_database, until
+from tests.support.outages import SERVING, grpc_health, own_database, until, with_database
 from tests.support.ports import free_address
 from tests.support.scrape import scrape
 from tests.support.services import running_upload, serving
@@ -51,16 +51,24 @@ async def test_upload_counts_uploads_bytes_and_latency(
 
 
 async def test_a_photo_shows_in_thumbnailer_and_notifier_metrics(
-    settings: Settings, store: ObjectStore, http: aiohttp.ClientSession
+    settings: Settings, pool: asyncpg.Pool, store: ObjectStore, http: aiohttp.ClientSession
 ) -> None:
+    # A database of its own: another test's outbox rows would be jobs for this thumbnailer.
+    async with own_database(pool, settings) as own_db:
+        own = with_database(
+            settings,
+            own_db,
+            namespace=f"{settings.namespace}-metrics",
+            upload_addr=free_address(),
+            upload_metrics_addr=free_address(),
+            thumbnailer_metrics_addr=free_address(),
+        )
+        await photo_through_the_pipeline(own, http)
+
+
+async def photo_through_the_pipeline(own: Settings, http: aiohttp.ClientSession) -> None:
+    """One photo uploaded, made and announced over SSE; then each service's metrics."""
     ws = workspace()
-    own = dataclasses.replace(
-        settings,
-        namespace=f"{settings.namespace}-metrics",
-        upload_addr=free_address(),
-        upload_metrics_addr=free_address(),
-        thumbnailer_metrics_addr=free_address(),
-    )
     async with serving(serve_upload, own), serving(serve_thumbnailer, own):
         async with serving(serve_notifier, own):
             await until(lambda: gateway_up(http, own), 200)
