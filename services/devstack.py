@@ -99,7 +99,8 @@ with `.venv/bin/thumbwire token --workspace NAME`):
   follow events:    .venv/bin/thumbwire watch --workspace demo
   or over SSE:      curl -N "{gateway}/v1/workspaces/demo/events?access_token=$THUMBWIRE_TOKEN"
   PhotoService on {settings.upload_addr}, NotifierService on {settings.notifier_addr},
-  gateway on {gateway}, thumbnailer metrics on http://{settings.thumbnailer_metrics_addr}/metrics
+  gateway on {gateway}, metrics on http://{settings.upload_metrics_addr}/metrics (upload),
+  http://{settings.thumbnailer_metrics_addr}/metrics (thumbnailer), {gateway}/metrics (notifier)
 Ctrl-C stops everything.
 """
 

@@ -60,7 +60,9 @@ def settings(s3_server: EmbeddedS3Server) -> Settings:
         notifier_addr=free_address(),
         gateway_addr=gateway,
         thumbnailer_metrics_addr=free_address(),
+        upload_metrics_addr=free_address(),
         outbox_poll_interval_s=0.2,
+        readiness_interval_s=0.2,
         thumbnailer_concurrency=2,
         # The ladder is 100, 200, 400, 800 ms: every rung runs in a test within seconds.
         retry_base_ms=100,

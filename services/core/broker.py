@@ -11,6 +11,8 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
 
+from services.core import tracing
+
 # What a broker call raises when the connection or channel is gone (a reconnect is under way).
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aio_pika.exceptions.AMQPError,
@@ -30,12 +32,13 @@ def persistent_message(
     body: bytes, message_id: str, headers: Mapping[str, Any] | None = None
 ) -> aio_pika.Message:
     """A JSON message that survives a broker restart (on durable queues), stamped with the
-    time it was sent (what `thumbwire dlq list` shows as the time a job was parked)."""
+    time it was sent (what `thumbwire dlq list` shows as the time a job was parked) and with
+    the current trace id unless `headers` carry one (services.core.tracing)."""
     return aio_pika.Message(
         body=body,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message_id,
-        headers=dict(headers or {}),
+        headers=tracing.with_trace(headers),
         timestamp=datetime.now(UTC),
     )

@@ -38,6 +38,13 @@ class Settings:
     notifier_addr: str = "127.0.0.1:50052"
     gateway_addr: str = "127.0.0.1:8080"
     thumbnailer_metrics_addr: str = "127.0.0.1:9102"
+    # The upload service's /metrics (the notifier serves its own on the gateway).
+    upload_metrics_addr: str = "127.0.0.1:9101"
+    # How often each service checks that its database and broker are reachable; gRPC health
+    # and the thumbnailer's /healthz say NOT_SERVING (503) while either is not.
+    readiness_interval_s: float = 2.0
+    # Log lines as "text" (for a terminal) or "json" (one object a line, for a collector).
+    log_format: str = "text"
     # Base of Thumbnail.url; None: http://<gateway_addr>.
     public_url: str | None = None
     # Images processed at once by one thumbnailer; 0: one per core.

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.core.auth import TokenAuthority
 from services.core.grpc_auth import AuthInterceptor
+from services.core.readiness import Readiness
 
 # A connection with no traffic is pinged every 30 s so that idle proxies and NATs keep it, and
 # one whose ping goes unanswered for 10 s is closed: a peer that vanished, or one so stuck
@@ -29,7 +30,9 @@ KEEPALIVE_OPTIONS = [
 
 
 class GrpcServer:
-    """Owns the server and its health servicer; `names` are the full service names served."""
+    """Owns the server and its health servicer; `names` are the full service names served.
+    With a `readiness`, health follows it (SERVING only while it is ready); without, the
+    server is SERVING from start to stop."""
 
     def __init__(
         self,
@@ -37,6 +40,7 @@ class GrpcServer:
         register: Sequence[Callable[[grpc.aio.Server], None]],
         names: Sequence[str],
         tokens: TokenAuthority,
+        readiness: Readiness | None = None,
     ) -> None:
         open_services = [health.SERVICE_NAME, reflection.SERVICE_NAME]
         self.server = grpc.aio.server(
@@ -47,14 +51,19 @@ class GrpcServer:
         for add in register:
             add(self.server)
         self._names = list(names)
+        self._readiness = readiness
         reflection.enable_server_reflection([*self._names, *open_services], self.server)
         self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
 
     async def start(self) -> None:
+        if self._readiness is None:
+            await self.set_serving(True)
+        else:
+            self._readiness.watch(self.set_serving)
+            await self.set_serving(self._readiness.ready)
         await self.server.start()
-        await self.set_serving(True)
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -66,5 +75,6 @@ class GrpcServer:
             await self.health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:
-        await self.set_serving(False)
+        """NOT_SERVING for good (a late probe cannot undo it), then drains the calls."""
+        await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from services.core.config import ConfigError, Settings
+from services.core.log_format import handler_for
 
 # The exit status of a process that cannot start for a missing or malformed setting.
 EXIT_CONFIG = 2
 
 
-def setup_logging(service: str) -> None:
+def setup_logging(service: str, log_format: str = "text") -> None:
+    """Logs to stderr as `log_format` (THUMBWIRE_LOG_FORMAT: text or json); raises
+    ConfigError, before changing anything, for another format."""
+    try:
+        handler = handler_for(service, log_format)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     logging.basicConfig(
-        level=os.environ.get("THUMBWIRE_LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=os.environ.get("THUMBWIRE_LOG_LEVEL", "INFO").upper(), handlers=[handler]
     )
     for noisy in ("aiormq", "aio_pika", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -28,7 +35,6 @@ def setup_logging(service: str) -> None:
 def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
     """Runs `serve(settings, stop)` until it returns; signals only set `stop`. A ConfigError
     (e.g. no THUMBWIRE_AUTH_SECRET) ends the process with its message and EXIT_CONFIG."""
-    setup_logging(service)
 
     async def main(settings: Settings) -> None:
         stop = asyncio.Event()
@@ -38,10 +44,23 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
         await serve(settings, stop)
 
     try:
-        asyncio.run(main(Settings.from_env()))
+        settings = Settings.from_env()
+        setup_logging(service, settings.log_format)
+        asyncio.run(main(settings))
     except ConfigError as exc:
+        if not logging.getLogger().handlers:
+            setup_logging(service)
         logging.getLogger(service).critical("cannot start: %s", exc)
         sys.exit(EXIT_CONFIG)
+
+
+def background(
+    stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """`work` as a task that `stack` cancels and awaits when it closes."""
+    task = asyncio.create_task(work, name=name)
+    stack.push_async_callback(cancel_and_wait, task)
+    return task
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
+from services.core import tracing
 from services.core.broker import BROKER_ERRORS, persistent_message
 from services.core.database import DATABASE_ERRORS
 
@@ -37,13 +38,14 @@ async def enqueue(
     body: bytes,
     headers: Mapping[str, Any] | None = None,
 ) -> None:
-    """Queues a message for the relay. Call inside the transaction that makes it true."""
+    """Queues a message for the relay. Call inside the transaction that makes it true. The
+    current trace id goes with it (services.core.tracing)."""
     await conn.execute(
         "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES ($1, $2, $3, $4)",
         exchange,
         routing_key,
         body,
-        dict(headers or {}),
+        tracing.with_trace(headers),
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 

@@ -13,6 +13,7 @@ from services.core.config import Settings
 from services.core.grpc_server import GrpcServer
 from services.core.http_server import start_http
 from services.core.lifecycle import cancel_and_wait
+from services.core.readiness import Readiness, start_readiness
 from services.core.retention import EventPruner
 from services.core.storage import ObjectStore
 from services.core.topology import Topology
@@ -58,11 +59,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         photos = await resources.enter_async_context(UploadClient.connect(settings.upload_addr))
         store = ObjectStore.from_settings(settings)
         deps = GatewayDeps(settings, pool, store, hub, tokens, photos)
+        readiness = await start_readiness(
+            pool, connection, settings.readiness_interval_s, resources
+        )
         await start_gateway(deps, resources)
-        await start_grpc(deps, resources)
+        await start_grpc(deps, resources, readiness)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
         # servers stop, and a Subscribe that arrives in between ends at once.
         resources.callback(hub.close)
+        resources.push_async_callback(readiness.drain)  # first of all: NOT_SERVING
         log.info(
             "notifier %s: gRPC on %s, HTTP on %s",
             instance_id,
@@ -73,11 +78,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("notifier %s stopping", instance_id)
 
 
-async def start_grpc(deps: GatewayDeps, resources: contextlib.AsyncExitStack) -> GrpcServer:
+async def start_grpc(
+    deps: GatewayDeps, resources: contextlib.AsyncExitStack, readiness: Readiness | None = None
+) -> GrpcServer:
+    settings = deps.settings
     service = NotifierService(
-        deps.pool, deps.hub, deps.settings.public_base_url, deps.settings.stream_write_timeout_s
+        deps.pool, deps.hub, settings.public_base_url, settings.stream_write_timeout_s, deps.metrics
     )
-    server = GrpcServer(deps.settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens)
+    server = GrpcServer(
+        settings.notifier_addr, [service.add_to], [SERVICE_NAME], deps.tokens, readiness
+    )
     await server.start()
     resources.push_async_callback(server.stop, GRPC_GRACE_S)
     return server

@@ -21,6 +21,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from services.core import tracing
 from services.core.broker import BROKER_ERRORS
 from services.core.events import EventRecord
 from services.core.topology import Topology, declare_exchanges
@@ -93,7 +94,15 @@ class EventConsumer:
         if event is None:
             await message.reject(requeue=False)
             return
-        self._hub.publish(event)
+        with tracing.traced(tracing.trace_of(message.headers), event.photo_id):
+            log.info(
+                "event %d %s of %s to %d subscribers",
+                event.id,
+                event.type,
+                event.workspace_id,
+                self._hub.subscriber_count(event.workspace_id),
+            )
+            self._hub.publish(event)
         await message.ack()
 
     def _on_reconnect(self, *_args: Any) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import ETag, web
@@ -17,6 +17,7 @@ from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError, InvalidArgument, NotFound, Unavailable
+from services.core.metrics_http import METRICS_PATH, metrics_handler
 from services.core.photos import (
     THUMBNAIL_CONTENT_TYPE,
     ThumbnailSize,
@@ -28,6 +29,7 @@ from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.gateway_auth import bearer_auth
 from services.notifier.hub import Hub
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.page import PAGE_FILES, add_page_routes
 from services.notifier.rest import RestDeps, add_rest_routes
 from services.notifier.sse_stream import ClientStalled, DirectFrames, write_frames
@@ -57,6 +59,7 @@ class GatewayDeps:
     hub: Hub
     tokens: TokenAuthority
     photos: UploadClient  # the REST facade's way to the upload service
+    metrics: NotifierMetrics = field(default_factory=NotifierMetrics)
 
 
 DEPS = web.AppKey("deps", GatewayDeps)
@@ -64,13 +67,14 @@ DEPS = web.AppKey("deps", GatewayDeps)
 
 def create_app(deps: GatewayDeps) -> web.Application:
     # json_errors first (outermost), so that auth failures are JSON errors too.
-    open_paths = [HEALTHZ, *PAGE_FILES]
+    open_paths = [HEALTHZ, METRICS_PATH, *PAGE_FILES]
     app = web.Application(middlewares=[json_errors, bearer_auth(deps.tokens, open_paths)])
     app[DEPS] = deps
     add_page_routes(app)
     settings = deps.settings
     add_rest_routes(app, RestDeps(deps.photos, settings.public_base_url, settings.max_upload_bytes))
     app.router.add_get(HEALTHZ, healthz)
+    app.router.add_get(METRICS_PATH, metrics_handler(deps.metrics.registry))
     app.router.add_get("/v1/workspaces/{workspace_id}/events", stream_events)
     app.router.add_get(
         "/v1/workspaces/{workspace_id}/photos/{photo_id}/thumbnails/{size}", get_thumbnail
@@ -122,8 +126,15 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(sse.retry_frame())
         base_url = deps.settings.public_base_url
-        direct = DirectFrames.for_response(request, response, deps.hub.encodings, base_url)
-        events = replay_then_live(deps.pool, live, after_event_id, direct=direct)
+        # Events the hub writes straight to the connection are counted as they go; those that
+        # come through the stream (replay, fallbacks) by `counted`.
+        sent = deps.metrics.events_sent.labels(transport="sse")
+        direct = DirectFrames.for_response(
+            request, response, deps.hub.encodings, base_url, on_sent=sent.inc
+        )
+        events = deps.metrics.counted(
+            "sse", replay_then_live(deps.pool, live, after_event_id, direct=direct)
+        )
         try:
             await write_frames(
                 request,

@@ -18,6 +18,7 @@ from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError
 from services.notifier.grpc_writes import WriteStalled, finish_stalled, write_bounded
 from services.notifier.hub import Hub
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.stream import replay_then_live
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,18 @@ SERVICE_NAME = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_
 
 class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     def __init__(
-        self, pool: asyncpg.Pool, hub: Hub, public_base_url: str, write_timeout_s: float
+        self,
+        pool: asyncpg.Pool,
+        hub: Hub,
+        public_base_url: str,
+        write_timeout_s: float,
+        metrics: NotifierMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._hub = hub
         self._base_url = public_base_url
         self._write_timeout_s = write_timeout_s
+        self._metrics = metrics or NotifierMetrics()
 
     def add_to(self, server: grpc.aio.Server) -> None:
         notifier_pb2_grpc.add_NotifierServiceServicer_to_server(self, server)
@@ -64,7 +71,9 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         awaits them knows every later event will reach it."""
         async with self._hub.subscribe(workspace_id) as live:
             await context.send_initial_metadata(())
-            events = replay_then_live(self._pool, live, after_event_id)
+            events = self._metrics.counted(
+                "grpc", replay_then_live(self._pool, live, after_event_id)
+            )
             async with contextlib.aclosing(events):
                 try:
                     async for event in events:

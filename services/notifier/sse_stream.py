@@ -85,8 +85,10 @@ class DirectFrames:
         encodings: EventEncodings,
         base_url: str,
         chunked: bool,
+        on_sent: Callable[[], object] | None = None,
     ) -> None:
         self.last_id = 0
+        self._on_sent = on_sent
         self._transport = transport
         self._encodings = encodings
         encode = frame_encoder(base_url)
@@ -109,6 +111,7 @@ class DirectFrames:
         response: web.StreamResponse,
         encodings: EventEncodings,
         base_url: str,
+        on_sent: Callable[[], object] | None = None,
     ) -> DirectFrames | None:
         """For a prepared response whose body is the frames as they are, or chunked; None
         when it is neither (compressed), or has no transport."""
@@ -118,7 +121,7 @@ class DirectFrames:
         chunked = response.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked"
         if not chunked and response.headers.get(hdrs.TRANSFER_ENCODING):
             return None
-        return cls(transport, encodings, base_url, chunked)  # type: ignore[arg-type]
+        return cls(transport, encodings, base_url, chunked, on_sent)  # type: ignore[arg-type]
 
     def __call__(self, item: EventRecord | Heartbeat) -> bool:
         if isinstance(item, Heartbeat):
@@ -137,6 +140,8 @@ class DirectFrames:
         transport.write(frame)
         if not isinstance(item, Heartbeat):
             self.last_id = item.id
+            if self._on_sent is not None:
+                self._on_sent()
         return True
 
 

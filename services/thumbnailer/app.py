@@ -6,12 +6,17 @@ import asyncio
 import contextlib
 import logging
 
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+
 from services.core import broker, database
 from services.core.config import Settings
-from services.core.lifecycle import cancel_and_wait
+from services.core.lifecycle import background, cancel_and_wait
 from services.core.outbox import OutboxRelay
+from services.core.readiness import Readiness, start_readiness
 from services.core.storage import ObjectStore
 from services.core.topology import Topology, declare_topology
+from services.thumbnailer.backlog import BacklogGauges
 from services.thumbnailer.consumer import JobConsumer
 from services.thumbnailer.direct_publish import ExchangeJobPublisher
 from services.thumbnailer.metrics import ThumbnailerMetrics
@@ -45,19 +50,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(renderer.close)
 
         metrics = ThumbnailerMetrics()
-        status = StatusServer(settings.thumbnailer_metrics_addr, metrics)
-        await status.start()
-        stack.push_async_callback(status.stop)
-
+        readiness = await start_status(settings, pool, connection, metrics, stack)
         relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        stack.push_async_callback(cancel_and_wait, relay_task)
-
+        relay_task = background(stack, relay.run(), "outbox-relay")
         sweeper = Sweeper(
             pool, settings.sweep_age_s, settings.sweep_interval_s, on_swept=metrics.swept.inc
         )
-        sweeper_task = asyncio.create_task(sweeper.run(), name="sweeper")
-        stack.push_async_callback(cancel_and_wait, sweeper_task)
+        background(stack, sweeper.run(), "sweeper")
 
         processor = ThumbnailProcessor(
             pool,
@@ -65,6 +64,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             renderer,
             topology.retry,
             ExchangeJobPublisher(exchanges["jobs"]),
+            on_rendered=metrics.rendered,
         )
         consumer = JobConsumer(
             connection,
@@ -75,9 +75,28 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         await consumer.start()
         stack.push_async_callback(consumer.stop, SHUTDOWN_GRACE_S)
+        stack.push_async_callback(readiness.drain)  # first on exit: /healthz turns 503
         log.info("thumbnailer ready: metrics on http://%s", settings.thumbnailer_metrics_addr)
         await wait_for_stop(stop, relay_task)
     log.info("thumbnailer stopped")
+
+
+async def start_status(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    metrics: ThumbnailerMetrics,
+    stack: contextlib.AsyncExitStack,
+) -> Readiness:
+    """The readiness probe, the backlog gauges and the HTTP server that shows them."""
+    readiness = await start_readiness(pool, connection, settings.readiness_interval_s, stack)
+    parked_queue = Topology.from_settings(settings).parked_queue
+    backlog = BacklogGauges(pool, connection, parked_queue, metrics, settings.readiness_interval_s)
+    background(stack, backlog.run(), "backlog-gauges")
+    status = StatusServer(settings.thumbnailer_metrics_addr, metrics, readiness)
+    await status.start()
+    stack.push_async_callback(status.stop)
+    return readiness
 
 
 async def wait_for_stop(stop: asyncio.Event, relay_task: asyncio.Task[None]) -> None:

@@ -14,6 +14,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from services.core import tracing
 from services.core.broker import BROKER_ERRORS
 from services.core.jobs import InvalidJob, JobHistory, ThumbnailJob
 from services.core.topology import QUORUM
@@ -86,7 +87,13 @@ class JobConsumer:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
+        # The job's trace, or a new one: its log lines, events and retries all carry it.
+        with tracing.traced(tracing.trace_of(message.headers)):
+            await self._handle_traced(message)
+
+    async def _handle_traced(self, message: AbstractIncomingMessage) -> None:
         started = time.monotonic()
+        attempt = JobHistory.from_headers(message.headers).attempt
         outcome = Outcome.INTERRUPTED
         self._metrics.in_flight.inc()
         try:
@@ -95,7 +102,7 @@ class JobConsumer:
         finally:
             self._metrics.in_flight.dec()
             self._metrics.processing_seconds.observe(time.monotonic() - started)
-            self._metrics.jobs.labels(outcome=str(outcome)).inc()
+            self._metrics.job_ended(outcome, attempt)
 
     async def _outcome_of(self, message: AbstractIncomingMessage) -> Outcome:
         try:
@@ -103,6 +110,7 @@ class JobConsumer:
         except InvalidJob as exc:
             log.error("message %s rejected: %s", message.message_id, exc)
             return Outcome.REJECTED
+        tracing.bind_photo(job.photo_id)
         try:
             return await self._processor.process(job, JobHistory.from_headers(message.headers))
         except Exception:

@@ -7,6 +7,7 @@ that every step works on as few pixels as it can. The placeholder is the small o
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 
 from PIL import Image
@@ -31,6 +32,8 @@ class RenderedThumbnail:
     width: int
     height: int
     data: bytes
+    # Resampling and encoding this size took (the decode all sizes share is not counted).
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,11 @@ def make_thumbnails(data: bytes, max_pixels: int) -> Rendition:
     for size in SIZES_LARGEST_FIRST:
         # Targets come from the displayed size, not from the reduced buffer, so that a
         # thumbnail's size never depends on how the original was decoded.
+        started = time.perf_counter()
         current = _resize(current, fit_within(decoded.displayed, size.longest_side))
-        thumbnails.append(RenderedThumbnail(size, *current.size, encode_webp(current)))
+        data = encode_webp(current)
+        seconds = time.perf_counter() - started
+        thumbnails.append(RenderedThumbnail(size, *current.size, data, seconds))
     return Rendition(*decoded.displayed, tuple(thumbnails), placeholder(current))
 
 

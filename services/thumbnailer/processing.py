@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
@@ -64,12 +65,14 @@ class ThumbnailProcessor:
         renderer: Renderer,
         policy: RetryPolicy | None = None,
         publisher: JobPublisher | None = None,
+        on_rendered: Callable[[Rendition], None] | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
         self._renderer = renderer
         self._policy = policy or RetryPolicy()
         self._publisher = publisher
+        self._on_rendered = on_rendered
 
     async def process(self, job: ThumbnailJob, history: JobHistory | None = None) -> Outcome:
         history = history or JobHistory()
@@ -95,6 +98,8 @@ class ThumbnailProcessor:
         """The stored thumbnails and the placeholder."""
         original = await self._store.get(original_key(photo.workspace_id, photo.id))
         rendition = await self._renderer.render(original)
+        if self._on_rendered is not None:
+            self._on_rendered(rendition)
         await asyncio.gather(*(self._put(photo, t) for t in rendition.thumbnails))
         stored = [
             StoredThumbnail(t.size, t.width, t.height, len(t.data)) for t in rendition.thumbnails

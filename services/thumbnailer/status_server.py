@@ -1,4 +1,5 @@
-"""The thumbnailer's only HTTP surface: GET /metrics and GET /healthz."""
+"""The thumbnailer's only HTTP surface: GET /metrics, and GET /healthz, which is 503 while
+the thumbnailer is not ready (its database or broker unreachable, or it is stopping)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.core.http_server import start_http
+from services.core.readiness import Readiness
 from services.thumbnailer.metrics import ThumbnailerMetrics
 
 
 class StatusServer:
-    def __init__(self, address: str, metrics: ThumbnailerMetrics) -> None:
+    def __init__(self, address: str, metrics: ThumbnailerMetrics, readiness: Readiness) -> None:
         self._address = address
         self._metrics = metrics
+        self._readiness = readiness
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -31,4 +34,6 @@ class StatusServer:
         return response
 
     async def _health(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        if self._readiness.ready:
+            return web.Response(text="ok")
+        return web.Response(status=503, text="not ready")

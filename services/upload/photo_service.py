@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from thumbwire.v1 import photos_pb2
 
-from services.core import validation
+from services.core import tracing, validation
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.core.imageinfo import ImageInfo, ImageRejected, inspect_image
@@ -56,10 +56,13 @@ class PhotoService:
         try:
             info = await asyncio.to_thread(self._inspect, received)
             new = _new_photo(metadata, received.size, info)
+            tracing.bind_photo(new.id)
             await self._store_original(new, received)
         finally:
             received.close()
-        return await self._record(new)
+        photo = await self._record(new)
+        log.info("photo %s uploaded: %d bytes, %s", photo.id, photo.size_bytes, photo.content_type)
+        return photo
 
     async def get(self, workspace_id: str, photo_id: str) -> PhotoRecord:
         workspace, pid = validation.workspace_id(workspace_id), validation.photo_id(photo_id)

@@ -68,6 +68,7 @@ async def test_devstack_runs_everything_and_stops_on_sigterm(
         notifier_addr=free_address(),
         gateway_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
+        upload_metrics_addr=free_address(),
     )
     log_path = tmp_path / "devstack.log"
     log = log_path.open("w+")

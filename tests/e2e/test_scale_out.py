@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from thumbwire.v1 import photos_pb2_grpc
 
 from services.core.config import Settings
@@ -106,14 +107,18 @@ async def test_thumbnailers_share_the_work_and_each_notifier_serves_every_event_
 
 
 async def _completed_jobs(http: aiohttp.ClientSession, settings: Settings) -> int:
+    """The jobs this thumbnailer completed, over every attempt label, from its /metrics."""
     async with http.get(f"http://{settings.thumbnailer_metrics_addr}/metrics") as response:
         page = await response.text()
-    line = next(
-        line
-        for line in page.splitlines()
-        if line.startswith('thumbwire_thumbnailer_jobs_total{outcome="completed"}')
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(page)
+            for sample in family.samples
+            if sample.name == "thumbwire_thumbnailer_jobs_total"
+            and sample.labels.get("outcome") == "completed"
+        )
     )
-    return int(float(line.split()[-1]))
 
 
 def _events_url(settings: Settings) -> str:

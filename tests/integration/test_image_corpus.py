@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -33,22 +33,12 @@ from tests.support.auth import bearer, token_for
 from tests.support.images import animated_gif, encode, marked, with_orientation
 from tests.support.ports import free_address
 from tests.support.seed import seed_photo
+from tests.support.services import serving
 from tests.support.uploads import upload
 from tests.support.worker_tasks import STAND_IN, hang_noting_pid_in
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 WAIT_S = 30.0
-
-
-@contextlib.asynccontextmanager
-async def serving(serve: Callable, settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 @contextlib.asynccontextmanager

@@ -353,7 +353,7 @@ async def test_the_service_process_serves_health_and_metrics_and_stops_on_sigter
             async with http.get(f"{base}/metrics") as response:
                 assert response.status == 200
                 page = await response.text()
-        assert 'thumbwire_thumbnailer_jobs_total{outcome="completed"}' in page
+        assert 'thumbwire_thumbnailer_jobs_total{attempt="1",outcome="completed"}' in page
         assert "thumbwire_thumbnailer_processing_seconds_bucket" in page
 
         process.send_signal(signal.SIGTERM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import grpc
@@ -17,6 +17,23 @@ from services.notifier.app import serve as serve_notifier
 from services.upload.app import serve as serve_upload
 from tests.support.auth import AuthedChannels
 from tests.support.ports import free_address
+
+Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    serve: Serve, settings: Settings, stop: asyncio.Event | None = None
+) -> AsyncIterator[None]:
+    """`serve(settings, stop)` (a service's app) in a task until the block ends, then stopped
+    and awaited."""
+    stop = stop or asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
 
 
 @dataclass
@@ -33,7 +50,9 @@ class UploadService:
 
 @contextlib.asynccontextmanager
 async def running_upload(settings: Settings) -> AsyncIterator[UploadService]:
-    """The upload service on `settings.upload_addr` until the block ends."""
+    """The upload service on `settings.upload_addr` until the block ends; its /metrics on an
+    address of its own (svc.settings.upload_metrics_addr), so that two can run at once."""
+    settings = replace(settings, upload_metrics_addr=free_address())
     stop = asyncio.Event()
     task = asyncio.create_task(serve_upload(settings, stop))
     channel = grpc.aio.insecure_channel(settings.upload_addr)

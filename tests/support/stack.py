@@ -22,9 +22,15 @@ class Stack:
     def __init__(
         self, settings: Settings, log_dir: Path, overrides: dict[str, Settings] | None = None
     ) -> None:
-        self.settings = settings
+        # The upload's /metrics on an address of this stack's own: tests give each stack
+        # its other addresses, and a stack left behind must not keep the next from starting.
+        metrics = {"upload_metrics_addr": free_address()}
+        self.settings = dataclasses.replace(settings, **metrics)
         self._log_dir = log_dir
-        self._overrides = overrides or {}  # a service's own settings, e.g. through a proxy
+        # A service's own settings, e.g. through a proxy.
+        self._overrides = {
+            name: dataclasses.replace(own, **metrics) for name, own in (overrides or {}).items()
+        }
         self.processes: dict[str, ServiceProcess] = {}
 
     async def start(self, *names: str) -> None:
