@@ -123,8 +123,7 @@ class PhotoService:
         try:
             photo = await self._catalogue.add(new)
         except DATABASE_ERRORS as exc:
-            await self._forget_original(new)
-            raise Unavailable("the database is unavailable; nothing was stored") from exc
+            return await self._after_failed_record(new, exc)
         if photo is not None:
             return photo
         # Another upload with the same idempotency key won the race: answer with its photo.
@@ -134,6 +133,22 @@ class PhotoService:
         if earlier is None:
             raise Unavailable("the upload raced with another; try again")
         return earlier
+
+    async def _after_failed_record(self, new: NewPhoto, error: BaseException) -> PhotoRecord:
+        """A connection lost during the commit leaves its outcome unknown: the row may exist.
+        Its original must then stay, or the photo would fail for a missing original; so the
+        original goes only once the database says the row is not there."""
+        try:
+            recorded = await self._catalogue.get(new.workspace_id, new.id)
+        except DATABASE_ERRORS:
+            log.warning("photo %s: commit outcome unknown; its original is kept", new.id)
+            raise Unavailable(
+                "the database is unavailable; retry with the same idempotency key"
+            ) from error
+        if recorded is not None:
+            return recorded  # the commit went through after all
+        await self._forget_original(new)
+        raise Unavailable("the database is unavailable; nothing was stored") from error
 
     async def _forget_original(self, new: NewPhoto) -> None:
         try:
