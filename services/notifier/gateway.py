@@ -32,7 +32,12 @@ from services.notifier.hub import Hub
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.page import PAGE_FILES, add_page_routes
 from services.notifier.rest import RestDeps, add_rest_routes
-from services.notifier.sse_stream import ClientStalled, DirectFrames, write_frames
+from services.notifier.sse_stream import (
+    ClientStalled,
+    DirectFrames,
+    reset_connection,
+    write_frames,
+)
 from services.notifier.stream import replay_then_live
 from services.notifier.upload_client import BadGateway, UploadClient
 
@@ -144,6 +149,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 base_url=base_url,
                 write_timeout_s=deps.settings.stream_write_timeout_s,
             )
+            if live.overflowed:
+                # A client this far behind has unread bytes queued: ending the body politely
+                # would wait on it for ever. Reset, so that it reconnects and resumes.
+                reset_connection(request)
+                log.info("SSE client of %s dropped: it fell too far behind", workspace_id)
         except ClientStalled as exc:
             log.info("SSE client of %s dropped: %s", workspace_id, exc)
         except (ConnectionResetError, ConnectionAbortedError):
