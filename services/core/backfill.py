@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job
-from services.core.requeue import requeue_failed
+from services.core.requeue import enqueue_next_attempt, requeue_failed
 
 # Processing photos are skipped: a worker has them now.
 _WITHOUT_THUMBNAILS = """
@@ -43,8 +42,6 @@ async def backfill(
                 report.failed += 1
             continue
         async with pool.acquire() as conn, conn.transaction():
-            job = ThumbnailJob(row["workspace_id"], row["id"])
-            history = JobHistory(row["thumbnail_attempts"] + 1, row["thumbnail_error"])
-            await enqueue_job(conn, job, history)
+            await enqueue_next_attempt(conn, row)
         report.pending += 1
     return report

@@ -1,4 +1,5 @@
-"""Giving a failed photo a fresh start: what RetryThumbnails and `thumbwire dlq replay` do."""
+"""Queuing photos again: a failed photo's fresh start (RetryThumbnails, `thumbwire dlq
+replay`), and the next attempt of an unfinished one (the sweeper, `thumbwire backfill`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from services.core.jobs import ThumbnailJob, enqueue_job
+from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord
 
 _RESET_FAILED = f"""
@@ -28,3 +29,11 @@ async def requeue_failed(
         photo = PhotoRecord.from_row(row)
         await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
         return photo
+
+
+async def enqueue_next_attempt(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    """A job for an unfinished photo's next attempt, carrying its last error; `row` has its
+    id, workspace_id, thumbnail_attempts and thumbnail_error. Call inside a transaction."""
+    job = ThumbnailJob(row["workspace_id"], row["id"])
+    history = JobHistory(row["thumbnail_attempts"] + 1, row["thumbnail_error"])
+    await enqueue_job(conn, job, history)

@@ -62,10 +62,6 @@ class Topology:
     def notifier_queue(self, instance_id: str) -> str:
         return f"{self.namespace}.notifier.{instance_id}"
 
-    def exchange_name(self, logical: str) -> str:
-        """'jobs' or 'events', as stored in the outbox, to the namespaced exchange name."""
-        return {"jobs": self.jobs_exchange, "events": self.events_exchange}[logical]
-
     def retry_queue_arguments(self, delay_ms: int) -> dict[str, Any]:
         """A quorum queue that holds each job `delay_ms`, then dead-letters it back to the jobs
         queue. At-least-once dead-lettering (which needs reject-publish) keeps a job that is

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import asyncpg
 
 from services.core.database import DATABASE_ERRORS
-from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job
+from services.core.requeue import enqueue_next_attempt
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ class Sweeper:
                 return 0
             stuck = await conn.fetch(_STUCK, self._age_s, self._batch_size)
             for row in stuck:
-                job = ThumbnailJob(row["workspace_id"], row["id"])
-                history = JobHistory(row["thumbnail_attempts"] + 1, row["thumbnail_error"])
-                await enqueue_job(conn, job, history)
+                await enqueue_next_attempt(conn, row)
             await conn.execute(_TOUCH, [row["id"] for row in stuck])
         if stuck:
             log.warning("requeued %d photos whose jobs were lost", len(stuck))
