@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
@@ -98,3 +100,22 @@ def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("services.core") / "migrations"
     files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
     return [(f.name, f.read_text()) for f in files]
+
+
+async def every(
+    interval_s: float,
+    step: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    wait_first: bool = False,
+) -> None:
+    """Runs `step` every `interval_s` until cancelled: the loop of the background jobs on the
+    database (sweeping, pruning). A database outage only skips a round."""
+    if wait_first:
+        await asyncio.sleep(interval_s)
+    while True:
+        try:
+            await step()
+        except DATABASE_ERRORS as exc:
+            log.warning("%s skipped: %s", what, exc)
+        await asyncio.sleep(interval_s)

@@ -3,14 +3,13 @@ horizon (the last id pruned) says which resume points have lost history."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
-from services.core.database import DATABASE_ERRORS
+from services.core.database import every
 from services.core.events import EventRecord, EventType, events_after
 
 log = logging.getLogger(__name__)
@@ -98,11 +97,9 @@ class EventPruner:
         self._interval_s = interval_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                pruned = await prune_events(self._pool, self._retention_s)
-                if pruned:
-                    log.info("pruned %d events older than %.0f s", pruned, self._retention_s)
-            except DATABASE_ERRORS as exc:
-                log.warning("event pruning skipped: %s", exc)
-            await asyncio.sleep(self._interval_s)
+        await every(self._interval_s, self.prune_once, "event pruning")
+
+    async def prune_once(self) -> None:
+        pruned = await prune_events(self._pool, self._retention_s)
+        if pruned:
+            log.info("pruned %d events older than %.0f s", pruned, self._retention_s)

@@ -7,13 +7,12 @@ the claim's status guard drops jobs that are no longer due."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import asyncpg
 
-from services.core.database import DATABASE_ERRORS
+from services.core import database
 from services.core.requeue import enqueue_next_attempt
 
 log = logging.getLogger(__name__)
@@ -58,12 +57,7 @@ class Sweeper:
 
     async def run(self) -> None:
         """Sweeps every interval until cancelled; a database outage only skips a round."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.sweep_once()
-            except DATABASE_ERRORS as exc:
-                log.warning("sweep skipped: %s", exc)
+        await database.every(self._interval_s, self.sweep_once, "sweep", wait_first=True)
 
     async def sweep_once(self) -> int:
         """Requeues the stuck photos found now; returns how many (0 if another sweeps)."""
