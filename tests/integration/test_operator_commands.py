@@ -16,7 +16,7 @@ from services.core.photos import ThumbnailStatus, original_key
 from services.core.storage import ObjectStore
 from tests.support.cli import thumbwire
 from tests.support.images import jpeg
-from tests.support.seed import enqueue, seed_photo
+from tests.support.seed import enqueue, seed_photo, set_thumbnail_state
 from tests.support.thumbnailing import Thumbnailer, wait_for_status, wait_until
 
 
@@ -83,11 +83,7 @@ async def test_backfill_queues_photos_without_thumbnails_and_they_complete(
     ws = "cli-backfill"
     imported = await seed_photo(pool, store, jpeg(320, 240), ws, enqueue=False)
     failed = await seed_photo(pool, store, jpeg(320, 240), ws, enqueue=False)
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'failed', thumbnail_attempts = 5,"
-        " thumbnail_error = 'storage error: gone' WHERE id = $1",
-        failed.id,
-    )
+    await set_thumbnail_state(pool, failed.id, "failed", 5, "storage error: gone")
 
     result = await thumbwire(settings, "backfill", "--workspace", ws)
     assert (result.returncode, result.stdout.strip()) == (0, "queued 1 pending and 0 failed photos")

@@ -20,6 +20,7 @@ from tests.integration.conftest import Services
 from tests.support import images
 from tests.support.auth import auth_headers, token_for
 from tests.support.ports import free_address
+from tests.support.seed import set_thumbnail_state
 from tests.support.services import RunningNotifier, running_upload, start_notifier
 
 
@@ -128,11 +129,7 @@ async def test_retry_queues_a_failed_photo_and_refuses_any_other(
     status, body = await rest.call("POST", f"/photos/{photo['id']}/retry")
     assert status == 409 and body["error"]["code"] == "failed_precondition"
 
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'failed', thumbnail_error = 'broken',"
-        " thumbnail_attempts = 5 WHERE id = $1",
-        uuid.UUID(photo["id"]),
-    )
+    await set_thumbnail_state(pool, uuid.UUID(photo["id"]), "failed", 5, "broken")
     status, retried = await rest.call("POST", f"/photos/{photo['id']}/retry")
     assert status == 200, retried
     assert (retried["thumbnail_status"], retried["thumbnail_attempts"]) == ("pending", 0)

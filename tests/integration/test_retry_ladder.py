@@ -27,7 +27,7 @@ from services.thumbnailer.processing import Outcome, ThumbnailProcessor
 from services.thumbnailer.rendering import RenderPool
 from tests.integration.conftest import start_thumbnailer
 from tests.support.images import jpeg
-from tests.support.seed import seed_photo
+from tests.support.seed import seed_photo, set_thumbnail_state
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.thumbnailing import Thumbnailer, photo_events, wait_for_status, wait_until
 
@@ -247,10 +247,7 @@ async def test_a_delivery_after_the_last_attempt_never_finished_fails_the_photo(
 ) -> None:
     """A job redelivered after its worker died in the last attempt is not tried a sixth time."""
     photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'processing', thumbnail_attempts = 5 WHERE id = $1",
-        photo.id,
-    )
+    await set_thumbnail_state(pool, photo.id, "processing", 5)
     processor = ThumbnailProcessor(pool, store, renderer, topology.retry)
 
     job = ThumbnailJob(photo.workspace_id, photo.id)

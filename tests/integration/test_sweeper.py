@@ -15,7 +15,7 @@ from services.core.storage import ObjectStore
 from services.thumbnailer.processing import Outcome
 from services.thumbnailer.sweeper import Sweeper
 from tests.support.images import jpeg
-from tests.support.seed import enqueue, seed_photo
+from tests.support.seed import enqueue, seed_photo, set_thumbnail_state
 from tests.support.thumbnailing import Thumbnailer, photo_events, wait_for_status
 
 AGE_S = 60.0
@@ -42,11 +42,7 @@ async def test_a_stuck_photo_gets_a_new_job_and_one_still_queued_does_not(
     pool: asyncpg.Pool, store: ObjectStore
 ) -> None:
     lost = await seed_photo(pool, store, jpeg(200, 100), enqueue=False)
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'processing', thumbnail_attempts = 2,"
-        " thumbnail_error = 'storage error: boom' WHERE id = $1",
-        lost.id,
-    )
+    await set_thumbnail_state(pool, lost.id, "processing", 2, "storage error: boom")
     await _age(pool, lost, AGE_S * 2)
     queued = await seed_photo(pool, store, jpeg(200, 100))  # no relay runs: it stays queued
     await _age(pool, queued, AGE_S * 2)
@@ -81,11 +77,7 @@ async def test_a_photo_that_used_every_attempt_is_failed_not_tried_again(
     pool: asyncpg.Pool, store: ObjectStore, thumbnailer: Thumbnailer
 ) -> None:
     photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'processing', thumbnail_attempts = 5,"
-        " thumbnail_error = 'storage error: gone' WHERE id = $1",
-        photo.id,
-    )
+    await set_thumbnail_state(pool, photo.id, "processing", 5, "storage error: gone")
     await _age(pool, photo, AGE_S * 2)
 
     await Sweeper(pool, AGE_S, interval_s=3600).sweep_once()

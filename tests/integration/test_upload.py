@@ -20,6 +20,7 @@ from services.core.storage import ObjectNotFound, ObjectStore
 from services.core.topology import Topology
 from tests.support import images
 from tests.support.ports import free_address
+from tests.support.seed import set_thumbnail_state
 from tests.support.services import UploadService, running_upload
 from tests.support.uploads import upload, upload_requests
 
@@ -281,11 +282,7 @@ async def test_retry_requeues_only_failed_photos(
         service.stub_for(ws).RetryThumbnails(request), grpc.StatusCode.FAILED_PRECONDITION
     )
     assert "pending" in details
-    await pool.execute(
-        "UPDATE photos SET thumbnail_status = 'failed', thumbnail_attempts = 5,"
-        " thumbnail_error = 'boom' WHERE id = $1",
-        uuid.UUID(photo.id),
-    )
+    await set_thumbnail_state(pool, uuid.UUID(photo.id), "failed", 5, "boom")
     retried = await service.stub_for(ws).RetryThumbnails(request)
     assert retried.thumbnail_status == photos_pb2.THUMBNAIL_STATUS_PENDING
     assert (retried.thumbnail_attempts, retried.thumbnail_error) == (0, "")

@@ -69,3 +69,17 @@ async def delete_photo(pool: asyncpg.Pool, photo: PhotoRecord) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM photos WHERE id = $1", photo.id)
         await record_event(conn, EventType.DELETED, photo)
+
+
+async def set_thumbnail_state(
+    pool: asyncpg.Pool, photo_id: uuid.UUID, status: str, attempts: int, error: str = ""
+) -> None:
+    """Puts a photo where a test needs it (say, failed after 5 attempts), without its events."""
+    await pool.execute(
+        "UPDATE photos SET thumbnail_status = $2, thumbnail_attempts = $3, thumbnail_error = $4"
+        " WHERE id = $1",
+        photo_id,
+        status,
+        attempts,
+        error,
+    )
