@@ -133,9 +133,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         base_url = deps.settings.public_base_url
         # Events the hub writes straight to the connection are counted as they go; those that
         # come through the stream (replay, fallbacks) by `counted`.
-        sent = deps.metrics.events_sent.labels(transport="sse")
         direct = DirectFrames.for_response(
-            request, response, deps.hub.encodings, base_url, on_sent=sent.inc
+            request, response, deps.hub.encodings, base_url, deps.metrics.delivered["sse"]
         )
         events = deps.metrics.counted(
             "sse", replay_then_live(deps.pool, live, after_event_id, direct=direct)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,8 @@ from services.core import convert
 from services.core.events import EventRecord
 from services.notifier import sse
 from services.notifier.encodings import EventEncodings
-from services.notifier.hub import Heartbeat
+from services.notifier.hub import HEARTBEAT, Heartbeat
+from services.notifier.metrics import Tally
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,10 @@ def chunk(data: bytes) -> bytes:
 
 class DirectFrames:
     """A stream's DirectWriter (stream.replay_then_live): writes each event's frame (made once
-    for all streams), or a heartbeat comment, with the transport's `write`; refuses an item
-    that would take the transport's buffer to its high-water mark or that finds the
-    connection closing. Events not newer than `last_id` are dropped, as the stream does."""
+    for all streams), or a heartbeat comment, to the socket when the transport has nothing
+    buffered, else behind the buffer with the transport's `write`; refuses an item that would
+    take the transport's buffer to its high-water mark or that finds the connection closing.
+    Events not newer than `last_id` are dropped, as the stream does."""
 
     def __init__(
         self,
@@ -85,10 +88,10 @@ class DirectFrames:
         encodings: EventEncodings,
         base_url: str,
         chunked: bool,
-        on_sent: Callable[[], object] | None = None,
+        delivered: Tally | None = None,
     ) -> None:
         self.last_id = 0
-        self._on_sent = on_sent
+        self._delivered = delivered or Tally()
         self._transport = transport
         self._encodings = encodings
         encode = frame_encoder(base_url)
@@ -103,6 +106,7 @@ class DirectFrames:
             self._heartbeat = heartbeat
         self._latest = encodings.latest(self._kind)
         _low, self._high = transport.get_write_buffer_limits()
+        self._fd = transport.get_extra_info("socket").fileno()
 
     @classmethod
     def for_response(
@@ -111,20 +115,22 @@ class DirectFrames:
         response: web.StreamResponse,
         encodings: EventEncodings,
         base_url: str,
-        on_sent: Callable[[], object] | None = None,
+        delivered: Tally | None = None,
     ) -> DirectFrames | None:
         """For a prepared response whose body is the frames as they are, or chunked; None
-        when it is neither (compressed), or has no transport."""
+        when it is neither (compressed), or has no plain TCP transport."""
         transport = request.transport
         if transport is None or response.compression or not response.prepared:
             return None
+        if transport.get_extra_info("sslcontext") is not None:
+            return None  # DirectFrames writes to the socket itself: only plain TCP
         chunked = response.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked"
         if not chunked and response.headers.get(hdrs.TRANSFER_ENCODING):
             return None
-        return cls(transport, encodings, base_url, chunked, on_sent)  # type: ignore[arg-type]
+        return cls(transport, encodings, base_url, chunked, delivered)  # type: ignore[arg-type]
 
     def __call__(self, item: EventRecord | Heartbeat) -> bool:
-        if isinstance(item, Heartbeat):
+        if item is HEARTBEAT:
             frame = self._heartbeat
         elif item.id <= self.last_id:
             return True  # replayed already
@@ -135,14 +141,35 @@ class DirectFrames:
                 latest.event = item
             frame = latest.encoded
         transport = self._transport
-        if transport.is_closing() or transport.get_write_buffer_size() + len(frame) >= self._high:
+        if transport.is_closing():
             return False
-        transport.write(frame)
-        if not isinstance(item, Heartbeat):
-            self.last_id = item.id
-            if self._on_sent is not None:
-                self._on_sent()
+        buffered = transport.get_write_buffer_size()
+        if not buffered:
+            self._send(frame)
+        elif buffered + len(frame) < self._high:
+            transport.write(frame)  # behind what is buffered, in order
+        else:
+            return False
+        if item is not HEARTBEAT:
+            self.last_id = item.id  # type: ignore[union-attr]
+            self._delivered.count += 1
         return True
+
+    def _send(self, frame: bytes) -> None:
+        """Writes to the socket itself, as the transport's own write would first try to, but
+        without its checks and calls, which were a third of a delivery's cost. Safe because the
+        transport's buffer is empty (so nothing it holds goes after this) and it is not closing
+        (so the descriptor is still its socket). Whatever the socket does not take, and any
+        error, goes to the transport, which buffers the rest or handles the error as ever."""
+        try:
+            sent = os.write(self._fd, frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._transport.write(frame)  # it meets the same error and closes the connection
+            return
+        if sent < len(frame):
+            self._transport.write(frame[sent:])
 
 
 async def write_bounded(

@@ -4,7 +4,10 @@ writes of caught-up SSE streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -147,39 +150,70 @@ async def test_a_caught_up_stream_takes_events_directly_in_order_and_once() -> N
             await waiting  # closing the hub ends a direct stream too
 
 
-class FakeTransport:
-    def __init__(self, high: int = 100) -> None:
-        self.data = b""
-        self.buffered = 0
-        self.closing = False
-        self._high = high
+@contextlib.asynccontextmanager
+async def connected_transport(high: int) -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]:
+    """A real asyncio transport on one end of a socket pair with small kernel buffers, and the
+    other end, which the test reads when it wants to (it is never read otherwise)."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    transport.set_write_buffer_limits(high=high)
+    try:
+        yield transport, theirs
+    finally:
+        transport.abort()
+        theirs.close()
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._high // 4, self._high)
 
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def write(self, data: bytes) -> None:
-        self.data += data
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk_ := sock.recv(65536):
+            data += chunk_
+    return data
 
 
 @pytest.mark.parametrize("chunked", [False, True])
 async def test_direct_frames_write_what_fits_and_refuse_the_rest(chunked: bool) -> None:
-    transport = FakeTransport(high=1000)
-    frames = DirectFrames(transport, EventEncodings(), "http://x", chunked)  # type: ignore[arg-type]
-    frames.last_id = 1
-    assert frames(event(1))  # already written: dropped, nothing sent
-    assert transport.data == b""
-    second = event(2)
-    assert frames(second) and frames(HEARTBEAT)
-    frame, heartbeat = frame_encoder("http://x")(second), sse.comment_frame("heartbeat")
-    body = chunk(frame) + chunk(heartbeat) if chunked else frame + heartbeat
-    assert transport.data == body and frames.last_id == 2
-    transport.buffered = 900  # the frame would reach the high-water mark
-    assert not frames(event(3)) and frames.last_id == 2
-    transport.buffered, transport.closing = 0, True
-    assert not frames(event(3)) and not frames(HEARTBEAT)
+    async with connected_transport(high=64 * 1024) as (transport, peer):
+        frames = DirectFrames(transport, EventEncodings(), "http://x", chunked)
+        frames.last_id = 1
+        assert frames(event(1))  # already written: dropped, nothing sent
+        second = event(2)
+        assert frames(second) and frames(HEARTBEAT)
+        frame, heartbeat = frame_encoder("http://x")(second), sse.comment_frame("heartbeat")
+        body = chunk(frame) + chunk(heartbeat) if chunked else frame + heartbeat
+        assert read_all(peer) == body and frames.last_id == 2
+        assert transport.get_write_buffer_size() == 0  # straight to the socket
+
+        # A peer that stops reading: the socket takes part, the transport buffers the rest,
+        # and later frames go behind it, in order, until the high-water mark.
+        sent = []
+        next_id = 3
+        while transport.get_write_buffer_size() == 0:
+            assert frames(event(next_id))
+            sent.append(next_id)
+            next_id += 1
+        while frames(event(next_id)):
+            sent.append(next_id)
+            next_id += 1
+        refused = next_id
+        refused_frame = frame_encoder("http://x")(event(refused))
+        refused_size = len(chunk(refused_frame) if chunked else refused_frame)
+        assert transport.get_write_buffer_size() + refused_size >= 64 * 1024
+        assert frames.last_id == sent[-1]
+
+        received = b""
+        async with asyncio.timeout(10):
+            while transport.get_write_buffer_size():
+                received += read_all(peer)
+                await asyncio.sleep(0.01)
+        received += read_all(peer)
+        ids = [int(line[4:]) for line in received.split(b"\n") if line.startswith(b"id: ")]
+        assert ids == sent and refused not in ids
+
+        transport.close()
+        assert not frames(event(refused)) and not frames(HEARTBEAT)  # closing: refused
