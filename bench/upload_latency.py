@@ -1,12 +1,14 @@
 """Upload latency: UploadPhoto of a 3 MB JPEG from concurrent clients, on the whole stack run
-as processes (bench.upload_stack), in three phases measured in one run:
+as processes (bench.upload_stack), in four phases measured in one run:
 
-- idle: the thumbnailer is running but stopped (SIGSTOP, its render workers too), so it takes
-  no job and uses no CPU; the jobs of the uploads wait, the backlog of the next phase;
-- saturated: the thumbnailer resumed, rendering that backlog on every core while the same
+- idle: the thumbnailers are running but their render workers are stopped (SIGSTOP), so no
+  image is rendered and they use no CPU; the jobs of the uploads wait, the backlog of the next
+  phases;
+- saturated: a thumbnailer resumed, rendering that backlog on every core while the same
   uploads are measured again (bench.backlog_watch shows that photos were waiting throughout);
+- saturated at nice 10: the same with a second thumbnailer started at a lower CPU priority;
 - sync: the synchronous baseline (bench.sync_upload), which makes the thumbnails before it
-  answers, beside the upload service, with the thumbnailer stopped."""
+  answers, beside the upload service, with the thumbnailers' render workers stopped."""
 
 from __future__ import annotations
 
@@ -22,19 +24,26 @@ from dataclasses import dataclass, field
 from bench.backlog_watch import Backlog, watching
 from bench.fanout_stack import free_address
 from bench.photos import three_mb_jpeg
+from bench.upload_findings import FINDINGS
 from bench.upload_load import Latencies, upload_load
-from bench.upload_stack import WORKSPACE, UploadStack, upload_stack
+from bench.upload_stack import WORKSPACE, Service, UploadStack, upload_stack
 from services.core.auth import TokenAuthority
 
 CLIENTS = 8
 ROUNDS = 6
 UPLOADS_EACH = 5  # per client and round: CLIENTS x ROUNDS x UPLOADS_EACH uploads per phase
 WARMUP_EACH = 2
+BUSY_AFTER_S = 0.5  # from resuming a thumbnailer to measuring: its workers under way
+NICE = 10
 SERVICES = [
-    ("upload", "services.upload"),
-    ("notifier", "services.notifier"),
-    ("thumbnailer", "services.thumbnailer"),
+    Service("upload", "services.upload"),
+    Service("notifier", "services.notifier"),
+    Service("thumbnailer", "services.thumbnailer"),
+    # The same thumbnailer started with `nice -n 10`, its render workers inheriting it: what
+    # lowering their CPU priority would give (each is resumed only in its own phase).
+    Service("thumbnailer-nice", "services.thumbnailer", nice=NICE, own_metrics_addr=True),
 ]
+THUMBNAILERS = ("thumbnailer", "thumbnailer-nice")
 SATURATED_OVER_IDLE = 1.2  # at most, p50 and p99
 SYNC_OVER_ASYNC = 5.0  # at least, p50
 
@@ -55,37 +64,44 @@ class Phase:
 Load = Callable[[int], Awaitable[Latencies]]
 
 
-async def measure(data: bytes) -> list[Phase]:
+async def measure(data: bytes) -> tuple[list[Phase], int]:
     """The phases in rounds, one batch of each per round, so that a change in the machine's
-    other load (it is shared) falls on all three alike."""
-    idle = Phase("async", "stopped (SIGSTOP)")
-    saturated = Phase("async", "saturated", backlog=Backlog())
-    sync = Phase("sync baseline", "stopped; renders in the call")
+    other load (it is shared) falls on all of them alike; and the photos that failed (none
+    should, the check that stopping render workers did not break an image)."""
+    idle = Phase("async", "idle (workers stopped)")
+    saturated = {
+        "thumbnailer": Phase("async", "saturated", backlog=Backlog()),
+        "thumbnailer-nice": Phase("async", f"saturated, at nice {NICE}", backlog=Backlog()),
+    }
+    sync = Phase("sync baseline", "idle; renders in the call")
     async with upload_stack(SERVICES) as stack:
-        upload, synchronous = await _warm(stack, data)
+        upload, synchronous = await warm_up(stack, data)
         await upload(UPLOADS_EACH)  # a backlog before the first saturated batch
         for _ in range(ROUNDS):
             await idle.batch(upload)
-            stack.resume("thumbnailer")
-            await _until_busy(stack)
-            async with watching(stack, saturated.backlog):  # type: ignore[arg-type]
-                await saturated.batch(upload)
-            stack.pause("thumbnailer")
+            for name, phase in saturated.items():
+                stack.resume(name)
+                await asyncio.sleep(BUSY_AFTER_S)
+                async with watching(stack, phase.backlog, name):  # type: ignore[arg-type]
+                    await phase.batch(upload)
+                stack.pause(name)
             await sync.batch(synchronous)
-    return [idle, saturated, sync]
+        failed = await stack.photos("failed")
+    return [idle, *saturated.values(), sync], failed
 
 
-async def _warm(stack: UploadStack, data: bytes) -> tuple[Load, Load]:
+async def warm_up(stack: UploadStack, data: bytes) -> tuple[Load, Load]:
     """Both servers up, their connections made and their render workers started; loaders of
-    each. Returns with the thumbnailer stopped: it must not race the sync server for the jobs
-    of the photos that server renders itself."""
+    each. Returns with the thumbnailers' render workers stopped."""
     settings = dataclasses.replace(stack.settings, upload_addr=free_address())
     await stack.start("sync", "bench.sync_upload", settings)
     upload = _loader(stack, stack.settings.upload_addr, data)
     synchronous = _loader(stack, settings.upload_addr, data)
-    await upload(WARMUP_EACH)
-    await _until_rendered(stack)
-    stack.pause("thumbnailer")
+    while not all(stack.render_workers(n) == stack.settings.concurrency for n in THUMBNAILERS):
+        await upload(WARMUP_EACH)  # a pool starts its workers when first needed
+        await _until_rendered(stack)
+    for name in THUMBNAILERS:
+        stack.pause(name)
     await synchronous(WARMUP_EACH)
     return upload, synchronous
 
@@ -102,12 +118,6 @@ async def _until_rendered(stack: UploadStack) -> None:
     await _poll(unfinished, lambda n: n == 0, 120)
 
 
-async def _until_busy(stack: UploadStack) -> None:
-    """Until the resumed thumbnailer has photos in hand."""
-    await _poll(lambda: stack.photos("processing"), lambda n: n > 0, 30)
-    await asyncio.sleep(0.5)
-
-
 async def _poll(
     read: Callable[[], Awaitable[int]], done: Callable[[int], bool], timeout_s: float
 ) -> None:
@@ -121,16 +131,16 @@ async def _poll(
 def run() -> list[str]:
     path = three_mb_jpeg()
     started = time.perf_counter()
-    phases = asyncio.run(measure(path.read_bytes()))
-    return report(phases, path.stat().st_size / 1e6, time.perf_counter() - started)
+    phases, failed = asyncio.run(measure(path.read_bytes()))
+    return report(phases, failed, path.stat().st_size / 1e6, time.perf_counter() - started)
 
 
-def report(phases: list[Phase], size_mb: float, run_s: float) -> list[str]:
-    idle, saturated, sync = phases
+def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> list[str]:
+    idle, saturated, niced, sync = phases
     return [
         f"## Upload latency: UploadPhoto of a {size_mb:.1f} MB JPEG, {CLIENTS} concurrent clients",
         "",
-        *_method(run_s),
+        *_method(run_s, failed),
         "",
         "| upload | thumbnailer | uploads | p50 ms | p99 ms | uploads/s | photos waiting:"
         " least / last | thumbnails made | thumbnailer CPU, cores | load avg |",
@@ -138,30 +148,34 @@ def report(phases: list[Phase], size_mb: float, run_s: float) -> list[str]:
         *(_row(phase) for phase in phases),
         "",
         *_targets(idle.latencies, saturated.latencies, sync.latencies),
+        *_priority(idle.latencies, niced.latencies),
         "",
-        *LIMITS,
+        *FINDINGS,
     ]
 
 
-def _method(run_s: float) -> list[str]:
+def _method(run_s: float, failed: int) -> list[str]:
     return [
         f"The whole stack as processes on this machine's {os.cpu_count()} cores (upload,"
         " notifier, thumbnailer with one render worker per core, rclone serve s3 as the object"
         " store, the shared PostgreSQL and RabbitMQ), and the clients in the bench's process,"
         f" each on a connection of its own, sending 256 KiB chunks as the CLI does. {ROUNDS}"
         " rounds, each a batch of every phase in turn (so that the machine's other load falls"
-        f" on all three alike), a batch being {UPLOADS_EACH} uploads one after another from"
-        f" each client. Latency: from the call's start to its answer. Idle: the thumbnailer"
-        " stopped with SIGSTOP (its workers too), so the jobs queue up. Saturated: the same"
+        f" on all phases alike), a batch being {UPLOADS_EACH} uploads one after another from"
+        f" each client. Latency: from the call's start to its answer. Idle: the thumbnailer's"
+        " render workers stopped with SIGSTOP, so the jobs queue up. Saturated: the same"
         " thumbnailer resumed on that backlog; photos waiting (pending, sampled every 0.25 s"
-        " over the saturated batches) show it never ran dry. Sync baseline:"
+        " over the saturated batches) show it never ran dry. At nice 10: a second thumbnailer"
+        f" started with `nice -n {NICE}` (its render workers inherit it), resumed in its own"
+        " batches instead of the first. Sync baseline:"
         " `bench/sync_upload.py`, a server beside the upload service whose UploadPhoto is the"
         " same upload followed, in the same call, by the thumbnailer's own processing (claim,"
         " render in a pool of one worker process per core, three WebP objects stored, status"
         " complete with its event); it skips reading the original back from S3 and the"
         " broker's trip, so it is a little faster than the asynchronous path's whole way to"
         " thumbnails. Load avg: the machine's 1-minute load average after each batch, the"
-        f" phase's mean (the machine is shared). Run time of this section: {run_s:.0f} s.",
+        f" phase's mean (the machine is shared). Photos failed in the run: {failed}. Run time"
+        f" of this section: {run_s:.0f} s.",
     ]
 
 
@@ -197,9 +211,14 @@ def _targets(idle: Latencies, saturated: Latencies, sync: Latencies) -> list[str
     ]
 
 
+def _priority(idle: Latencies, niced: Latencies) -> list[str]:
+    p50 = niced.percentile(50) / idle.percentile(50)
+    p99 = niced.percentile(99) / idle.percentile(99)
+    return [
+        f"- saturated by the thumbnailer at nice {NICE} against idle: p50 {p50:.2f}x,"
+        f" p99 {p99:.2f}x ({_verdict(max(p50, p99) <= SATURATED_OVER_IDLE)} by that way)",
+    ]
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "not met"
-
-
-# What the profiles showed (python -m bench.upload_profile) and what changed because of them.
-LIMITS: list[str] = []

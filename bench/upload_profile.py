@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.fanout_stack import cpu_s
 from bench.photos import three_mb_jpeg
-from bench.upload_latency import SERVICES, _until_busy, _warm
+from bench.upload_latency import BUSY_AFTER_S, SERVICES, warm_up
 from bench.upload_stack import UploadStack, upload_stack
 
 TOP = 25
@@ -28,13 +28,13 @@ PROFILED_EACH = 30  # uploads per client
 async def profile(phase: str) -> None:
     data = three_mb_jpeg().read_bytes()
     async with upload_stack(SERVICES) as stack:
-        upload, synchronous = await _warm(stack, data)
+        upload, synchronous = await warm_up(stack, data)
         if phase == "idle":
             await _sampled(stack, "upload", lambda: upload(PROFILED_EACH))
         elif phase == "saturated":
             await upload(PROFILED_EACH)  # the backlog
             stack.resume("thumbnailer")
-            await _until_busy(stack)
+            await asyncio.sleep(BUSY_AFTER_S)
             await _sampled(stack, "upload", lambda: upload(PROFILED_EACH))
         else:
             await _sampled(stack, "sync", lambda: synchronous(PROFILED_EACH))

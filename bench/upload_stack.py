@@ -47,6 +47,9 @@ def bench_settings(s3_endpoint: str) -> Settings:
         gateway_addr=free_address(),
         thumbnailer_metrics_addr=free_address(),
         upload_metrics_addr=free_address(),
+        # A render worker stopped by the bench (UploadStack.pause) must not be taken for a
+        # stuck one: the time limit would kill it and fail its image.
+        image_time_limit_s=3600.0,
     )
 
 
@@ -57,29 +60,35 @@ class UploadStack:
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
 
-    async def start(self, name: str, module: str, settings: Settings | None = None) -> None:
-        """`python -m <module>` as `name`, with `settings` (the stack's by default); returns
-        once it serves."""
+    async def start(
+        self, name: str, module: str, settings: Settings | None = None, nice: int = 0
+    ) -> None:
+        """`python -m <module>` as `name`, with `settings` (the stack's by default) and the
+        CPU priority `nice` (children inherit it); returns once it serves."""
         own = settings or self.settings
-        self.processes[name] = _spawn(module, own, self.log_dir / f"{name}.log")
+        self.processes[name] = _spawn(module, own, self.log_dir / f"{name}.log", nice)
         await _until_serving(module, own, self.processes[name])
 
     def pause(self, name: str) -> None:
-        """SIGSTOP to the process and its children (the thumbnailer's render workers): it
-        takes no more work and uses no CPU, its connections stay."""
-        self._signal(name, signal.SIGSTOP)
+        """SIGSTOP to the process's children, the thumbnailer's render workers: no image is
+        rendered and they use no CPU, while the thumbnailer itself waits for them with at most
+        its prefetch of jobs claimed. Not the thumbnailer itself: stopped inside a
+        transaction, it would hold its workspace's event lock and stall every other writer."""
+        self._signal_children(name, signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
-        self._signal(name, signal.SIGCONT)
+        self._signal_children(name, signal.SIGCONT)
 
-    def _signal(self, name: str, sig: signal.Signals) -> None:
-        pid = self.processes[name].pid
-        for each in [pid, *_children(pid)]:
+    def render_workers(self, name: str) -> int:
+        return len(_children(self.processes[name].pid))
+
+    def _signal_children(self, name: str, sig: signal.Signals) -> None:
+        for child in _children(self.processes[name].pid):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(each, sig)
+                os.kill(child, sig)
 
     def stop(self, name: str) -> None:
-        self.resume(name)  # a stopped process would not act on SIGTERM
+        self.resume(name)  # stopped workers would hold up the thumbnailer's shutdown
         process = self.processes.pop(name)
         process.terminate()
         try:
@@ -99,9 +108,17 @@ class UploadStack:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    nice: int = 0
+    own_metrics_addr: bool = False  # a second thumbnailer needs an address of its own
+
+
 @contextlib.asynccontextmanager
-async def upload_stack(services: Sequence[tuple[str, str]]) -> AsyncIterator[UploadStack]:
-    """The stack with `services` ((name, module) pairs) started in order."""
+async def upload_stack(services: Sequence[Service]) -> AsyncIterator[UploadStack]:
+    """The stack with `services` started in order."""
     data_dir = Path(tempfile.mkdtemp(prefix="thumbwire-bench-"))
     s3 = EmbeddedS3Server(f"http://{free_address()}", data_dir / "s3", "minioadmin", "minioadmin")
     s3.start()
@@ -109,8 +126,10 @@ async def upload_stack(services: Sequence[tuple[str, str]]) -> AsyncIterator[Upl
     try:
         await prepare(settings)
         async with _stack(settings, data_dir) as stack:
-            for name, module in services:
-                await stack.start(name, module)
+            for service in services:
+                await stack.start(
+                    service.name, service.module, _own(settings, service), service.nice
+                )
             yield stack
     finally:
         s3.stop()
@@ -131,11 +150,18 @@ async def _stack(settings: Settings, data_dir: Path) -> AsyncIterator[UploadStac
         await pool.close()
 
 
-def _spawn(module: str, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def _own(settings: Settings, service: Service) -> Settings:
+    if not service.own_metrics_addr:
+        return settings
+    return dataclasses.replace(settings, thumbnailer_metrics_addr=free_address())
+
+
+def _spawn(module: str, settings: Settings, log_path: Path, nice: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", module]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]  # nice execs it: the pid is the same
     with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", module], env=settings.to_env(), stdout=log, stderr=log
-        )
+        return subprocess.Popen(command, env=settings.to_env(), stdout=log, stderr=log)
 
 
 async def _until_serving(module: str, settings: Settings, process: subprocess.Popen[bytes]) -> None:
