@@ -60,7 +60,11 @@ FINDINGS = [
     " did not move beyond the noise (the time went to the put itself: the machine's limit"
     " is CPU).",
     "- services/upload/catalogue.py, services/core/outbox.py, services/core/events.py: the"
-    " event lock held over two round trips instead of six, as above.",
+    " event lock held over two round trips instead of six, as above. The upload's wait for"
+    " the lock shrank, but the ratios did not follow: in the run of 2026-12-02 04:39 UTC"
+    " (the table above, after every change, load average about 3), saturated against idle"
+    " is 1.55x at p50, as before (1.57x, load average about 5.7). With the thumbnailer busy,"
+    " the upload path waits for the CPU instead.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import math
 import os
 import statistics
 import time
@@ -162,7 +163,10 @@ def _method(run_s: float, failed: int) -> list[str]:
         f" each on a connection of its own, sending 256 KiB chunks as the CLI does. {ROUNDS}"
         " rounds, each a batch of every phase in turn (so that the machine's other load falls"
         f" on all phases alike), a batch being {UPLOADS_EACH} uploads one after another from"
-        f" each client. Latency: from the call's start to its answer. Idle: the thumbnailer's"
+        f" each client. Latency: from the call's start to its answer; p99 by nearest rank, the"
+        f" {_rank_from_top(CLIENTS * ROUNDS * UPLOADS_EACH, 99)} slowest of"
+        f" {CLIENTS * ROUNDS * UPLOADS_EACH}, so a few stalls from other work on the machine"
+        " move it. Idle: the thumbnailer's"
         " render workers stopped with SIGSTOP, so the jobs queue up. Saturated: the same"
         " thumbnailer resumed on that backlog; photos waiting (pending, sampled every 0.25 s"
         " over the saturated batches) show it never ran dry. At nice 10: a second thumbnailer"
@@ -177,6 +181,11 @@ def _method(run_s: float, failed: int) -> list[str]:
         f" phase's mean (the machine is shared). Photos failed in the run: {failed}. Run time"
         f" of this section: {run_s:.0f} s.",
     ]
+
+
+def _rank_from_top(samples: int, p: float) -> str:
+    rank = samples - math.ceil(p / 100 * samples) + 1
+    return f"{rank}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(rank, 'th') }"
 
 
 def _row(phase: Phase) -> str:
