@@ -79,3 +79,13 @@ def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **params)
     return out.getvalue()
+
+
+def three_mb_jpeg() -> Path:
+    """The upload benchmark's photo: the 12 MP photo-like image at JPEG quality 88, 3.1 MB,
+    the same bytes on every run (made on first use)."""
+    path = CACHE / "upload-3mb.jpg"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_encode(photo_like(4000, 3000), "JPEG", quality=88))
+    return path

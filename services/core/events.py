@@ -19,6 +19,14 @@ from services.core.photos import PhotoRecord
 # so that within a workspace, id order is commit order and a resume point never skips a row
 # that commits later with a smaller id.
 _EVENT_LOCK_CLASS = 0x7477
+# The lock and the row in one round trip, since the lock is held until the commit and every
+# event writer of the workspace waits for it. The materialized CTE is read before the row is
+# formed, so the row's id (its default, nextval) is drawn only once the lock is held.
+_LOCK_AND_INSERT = """
+WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, hashtext($2)))
+INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error, retry_delay_ms)
+SELECT $2, $3, $4, $5, $6, $7, $8 FROM locked
+RETURNING id, occurred_at"""
 
 
 class EventType(StrEnum):
@@ -98,12 +106,9 @@ async def record_event(
     retry_delay_ms: int = 0,
 ) -> EventRecord:
     """Appends an event for `photo` and queues it for the notifiers. Call inside a transaction."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _EVENT_LOCK_CLASS, photo.workspace_id
-    )
     row = await conn.fetchrow(
-        "INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error, retry_delay_ms)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, occurred_at",
+        _LOCK_AND_INSERT,
+        _EVENT_LOCK_CLASS,
         photo.workspace_id,
         str(type_),
         photo.id,

@@ -40,14 +40,16 @@ async def enqueue(
 ) -> None:
     """Queues a message for the relay. Call inside the transaction that makes it true. The
     current trace id goes with it (services.core.tracing)."""
+    # One round trip: callers may hold a workspace's event lock meanwhile (events.py).
     await conn.execute(
-        "INSERT INTO outbox (exchange, routing_key, body, headers) VALUES ($1, $2, $3, $4)",
+        "WITH queued AS (INSERT INTO outbox (exchange, routing_key, body, headers)"
+        " VALUES ($1, $2, $3, $4) RETURNING id) SELECT pg_notify($5, '') FROM queued",
         exchange,
         routing_key,
         body,
         tracing.with_trace(headers),
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 class OutboxRelay:

@@ -1,12 +1,19 @@
 """Object storage (S3, MinIO in deployment) behind a small async interface.
 
-The minio client blocks, so every call runs in a worker thread."""
+The minio client blocks, so every call runs in a worker thread of the store's own: as many as
+its HTTP connections. In the event loop's default executor (cpu_count + 4 threads: 6 on two
+cores) eight concurrent uploads queued for a thread, each S3 call holding one for its whole
+exchange, and every other asyncio.to_thread call (an upload's header check) queued behind them
+(docs/benchmarks.md, upload latency)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -37,9 +44,10 @@ class ObjectInfo:
 
 
 class ObjectStore:
-    def __init__(self, client: Minio, bucket: str) -> None:
+    def __init__(self, client: Minio, bucket: str, threads: int = 16) -> None:
         self._client = client
         self.bucket = bucket
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="object-store")
 
     @classmethod
     def from_settings(cls, settings: Settings, max_connections: int = 16) -> ObjectStore:
@@ -57,7 +65,7 @@ class ObjectStore:
             region=settings.s3_region,
             http_client=http,
         )
-        return cls(client, settings.s3_bucket)
+        return cls(client, settings.s3_bucket, threads=max_connections)
 
     async def ensure_bucket(self) -> None:
         def ensure() -> None:
@@ -100,7 +108,9 @@ class ObjectStore:
 
     async def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            # As asyncio.to_thread: the call sees this task's context (the log's trace id).
+            call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(exc.resource or "") from exc

@@ -58,8 +58,10 @@ class Catalogue:
             if row is None:
                 return None
             photo = PhotoRecord.from_row(row)
-            await record_event(conn, EventType.UPLOADED, photo)
             await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
+            # Last: the event takes the workspace's event lock, held until the commit, which
+            # every upload and thumbnail of the workspace waits for (docs/benchmarks.md).
+            await record_event(conn, EventType.UPLOADED, photo)
             return photo
 
     async def by_idempotency_key(self, workspace_id: str, key: str) -> PhotoRecord | None:

@@ -1,0 +1,115 @@
+"""`python -m bench.upload_profile [idle|saturated|sync]`: what limits the upload benchmark's
+phase. Runs the phase as bench.upload_latency does, with py-spy sampling the upload service (or
+the sync baseline) meanwhile, and prints the CPU seconds per upload of each process of the
+stack and the profile's top frames (self and inclusive). Not part of `make bench`: sampling
+slows the process it samples, so its figures are for finding the limit, not for reporting
+latency."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.fanout_stack import cpu_s
+from bench.photos import three_mb_jpeg
+from bench.upload_latency import BUSY_AFTER_S, SERVICES, warm_up
+from bench.upload_stack import UploadStack, upload_stack
+
+TOP = 25
+PROFILED_EACH = 30  # uploads per client
+
+
+async def profile(phase: str) -> None:
+    data = three_mb_jpeg().read_bytes()
+    async with upload_stack(SERVICES) as stack:
+        upload, synchronous = await warm_up(stack, data)
+        if phase == "idle":
+            await _sampled(stack, "upload", lambda: upload(PROFILED_EACH))
+        elif phase == "saturated":
+            await upload(PROFILED_EACH)  # the backlog
+            stack.resume("thumbnailer")
+            await asyncio.sleep(BUSY_AFTER_S)
+            await _sampled(stack, "upload", lambda: upload(PROFILED_EACH))
+        else:
+            await _sampled(stack, "sync", lambda: synchronous(PROFILED_EACH))
+
+
+async def _sampled(stack: UploadStack, target: str, work) -> None:  # type: ignore[no-untyped-def]
+    pids = _stack_pids(stack)
+    before = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
+    machine = _machine_busy_s()
+    out = Path(tempfile.mkdtemp()) / "profile.txt"
+    spy = _py_spy(stack.processes[target].pid, out)
+    await asyncio.sleep(1.0)  # py-spy attaches
+    latencies = await work()
+    spy.send_signal(signal.SIGINT)
+    await asyncio.to_thread(spy.wait, 30)
+    uploads = len(latencies.ms)
+    print(f"{uploads} uploads, p50 {latencies.percentile(50):.0f} ms, {latencies.per_s:.1f}/s")
+    print(f"machine busy: {(_machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload")
+    for name, pid in pids.items():
+        print(f"  {name}: {(_tree_cpu_s(pid) - before[name]) / uploads * 1000:.1f} ms per upload")
+    _print_top(out.read_text())
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` 200 times a second, without pausing it, until SIGINT."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+         "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _stack_pids(stack: UploadStack) -> dict[str, int]:
+    pids = {name: process.pid for name, process in stack.processes.items()}
+    pids["bench clients"] = os.getpid()
+    for child in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+        if Path(f"/proc/{child}/comm").read_text().strip() == "rclone":
+            pids["rclone (S3)"] = int(child)
+    return pids
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """The process's CPU time, its render workers' included (but not the bench's services,
+    which are counted on their own)."""
+    own = cpu_s(pid)
+    if pid == os.getpid():
+        return own
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return own + sum(cpu_s(int(c)) for c in path.read_text().split())
+
+
+def _machine_busy_s() -> float:
+    """Every core's non-idle time since boot, in seconds."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _print_top(raw: str) -> None:
+    """py-spy's raw format: one line per distinct stack, "frame;frame;... count"."""
+    own: collections.Counter[str] = collections.Counter()
+    within: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            within[frame] += int(count)
+    for title, counter in (("self", own), ("inclusive", within)):
+        print(f"top frames, {title} (% of {total} samples):")
+        for frame, count in counter.most_common(TOP):
+            print(f"  {100 * count / total:5.1f}%  {frame}")
+
+
+if __name__ == "__main__":
+    asyncio.run(profile(sys.argv[1] if len(sys.argv) > 1 else "idle"))
