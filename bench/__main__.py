@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, imaging, throughput, webp_settings
+from bench import fanout, imaging, pipeline, throughput, webp_settings
 
 REPORT = Path("docs/benchmarks.md")
 
@@ -22,6 +22,7 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "webp": webp_settings.run,
     "throughput": throughput.run,
     "fanout": fanout.run,
+    "pipeline": pipeline.run,
 }
 
 

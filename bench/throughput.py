@@ -13,13 +13,13 @@ from services.thumbnailer.rendering import ImageLimits, RenderPool
 IMAGES = 16
 
 
-async def images_per_second(workers: int, data: bytes) -> float:
+async def images_per_second(workers: int, data: bytes, images: int = IMAGES) -> float:
     pool = RenderPool(workers, ImageLimits())
     try:
         await asyncio.gather(*(pool.render(data) for _ in range(workers)))  # start the workers
         started = time.perf_counter()
-        await asyncio.gather(*(pool.render(data) for _ in range(IMAGES)))
-        return IMAGES / (time.perf_counter() - started)
+        await asyncio.gather(*(pool.render(data) for _ in range(images)))
+        return images / (time.perf_counter() - started)
     finally:
         await pool.close()
 

@@ -1,0 +1,193 @@
+"""Pipeline throughput: photos per second from a backlog of uploads to their
+photo.thumbnail_ready events at a subscriber, with the real stack (bench.real_stack) and the
+thumbnailer using every core, against the bare imaging kernel (the RenderPool of
+bench.throughput) on the same cores, same image and same count, measured in the same run.
+
+The backlog is made while the thumbnailer is frozen (SIGSTOP) after a warm-up, so that the
+timed part starts, as the kernel's does, with warm worker processes and every job waiting:
+from the thaw to the last ready event received over gRPC Subscribe. What the pipeline adds
+to the kernel (fetching the original from S3, storing three thumbnails, two transactions,
+the outbox, the broker, the notifier) shares the same two cores, so the CPU time of each
+process during the drain says what the ratio is lost to."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from bench.photos import originals
+from bench.process_cpu import cpu_by_name
+from bench.real_stack import WORKSPACE, RealStack, real_stack
+from bench.stack_client import StackClient
+from bench.stage_log import stage_timings
+from bench.throughput import images_per_second
+
+PHOTOS = 48
+ROUNDS = 3
+WARM_UP = 4
+UPLOADS_AT_ONCE = 4
+TARGET = 0.85
+# The worker's own work, and the stages of a job in the thumbnailer's main process.
+WORKER_STAGES = ("decode", "large", "medium", "small", "placeholder")
+JOB_STAGES = ("claim", "fetch", "render", "store", "commit")
+
+
+@dataclass(frozen=True)
+class Drain:
+    photos_per_s: float
+    upload_per_s: float
+    cpu_per_photo_ms: dict[str, float]
+    # The share of the drain during which the image workers were rendering (their own
+    # timings, decode to placeholder), and the mean of each stage of the thumbnailer's jobs.
+    workers_busy: float
+    stage_ms: dict[str, float]
+    load: float  # the 1-minute load average after the drain
+
+
+@dataclass(frozen=True)
+class Round:
+    kernel_per_s: float
+    drain: Drain
+
+    @property
+    def ratio(self) -> float:
+        return self.drain.photos_per_s / self.kernel_per_s
+
+
+async def measure(data: bytes, workers: int) -> list[Round]:
+    """ROUNDS of the kernel then a drain, on one stack: the kernel runs while the stack
+    idles, so each ratio compares two figures taken a few seconds apart, under much the same
+    load from the machine's other work."""
+    async with real_stack(thumbnailer_concurrency=workers) as stack:
+        client = StackClient(
+            stack.settings.upload_addr, stack.settings.notifier_addr, stack.token(), WORKSPACE
+        )
+        try:
+            await client.subscribe()
+            await warm_up(stack, client, data)
+            rounds = []
+            for _ in range(ROUNDS):
+                kernel = await images_per_second(workers, data, PHOTOS)
+                rounds.append(Round(kernel, await drain(stack, client, data, workers)))
+            return rounds
+        finally:
+            await client.close()
+
+
+async def warm_up(stack: RealStack, client: StackClient, data: bytes) -> None:
+    """The image workers started and every connection made."""
+    warm = await _upload_all(client, data, WARM_UP)
+    await asyncio.gather(*(client.ready(u) for u in warm))
+
+
+async def drain(
+    stack: RealStack,
+    client: StackClient,
+    data: bytes,
+    workers: int,
+    on_thaw: Callable[[RealStack], object] | None = None,
+) -> Drain:
+    """A backlog uploaded while the thumbnailer is frozen, then the timed drain (see the
+    module's doc); `on_thaw` is called just before the thaw (bench.profile_drain attaches a
+    profiler there)."""
+    await asyncio.sleep(0.5)  # earlier events are relayed: the frozen relay holds no lock
+    stack.freeze("thumbnailer")
+    started = time.perf_counter()
+    photo_ids = await _upload_all(client, data, PHOTOS)
+    await _until_outbox_empty(stack.settings.database_url)
+    upload_per_s = PHOTOS / (time.perf_counter() - started)
+    pids = stack.pids()
+    cpu_before = cpu_by_name(pids)
+    if on_thaw is not None:
+        on_thaw(stack)
+    thawed = time.time()
+    stack.thaw("thumbnailer")
+    last = max(await asyncio.gather(*(client.ready(p) for p in photo_ids)))
+    cpu_after = cpu_by_name(pids)
+    cpu = {name: (cpu_after[name] - cpu_before[name]) * 1000 / PHOTOS for name in pids}
+    await asyncio.sleep(0.2)  # the last "thumbnails ready" line reaches the log file
+    timings = stage_timings(stack.log_path("thumbnailer"))
+    drained = [timings[p] for p in photo_ids]
+    rendering = sum(sum(t[s] for s in WORKER_STAGES) for t in drained)
+    return Drain(
+        photos_per_s=PHOTOS / (last - thawed),
+        upload_per_s=upload_per_s,
+        cpu_per_photo_ms=cpu,
+        workers_busy=rendering / (workers * (last - thawed)),
+        stage_ms={s: 1000 * statistics.fmean(t[s] for t in drained) for s in JOB_STAGES},
+        load=os.getloadavg()[0],
+    )
+
+
+async def _upload_all(client: StackClient, data: bytes, count: int) -> list[str]:
+    slots = asyncio.Semaphore(UPLOADS_AT_ONCE)
+
+    async def one() -> str:
+        async with slots:
+            return (await client.upload(data)).photo_id
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def _until_outbox_empty(database_url: str) -> None:
+    """Every job is in the broker (the upload service's relay published them)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                if not await conn.fetchval("SELECT count(*) FROM outbox WHERE exchange = 'jobs'"):
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+def run() -> list[str]:
+    data = originals()[0].path.read_bytes()
+    workers = os.cpu_count() or 1
+    rounds = asyncio.run(measure(data, workers))
+    ratio = statistics.median(r.ratio for r in rounds)
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    last = rounds[-1].drain
+    return [
+        "## Pipeline throughput: uploaded 12 MP JPEGs to their ready events",
+        "",
+        f"{ROUNDS} rounds on one stack, each: the kernel (the bare RenderPool, {workers}"
+        f" workers, rendering the 12 MP JPEG {PHOTOS} times), then the pipeline, whose"
+        f" thumbnailer ({workers} image workers, one per core) drains a backlog of {PHOTOS}"
+        " uploads of the same JPEG, made while it was frozen; timed from its thaw to the last"
+        f" photo.thumbnail_ready at a gRPC subscriber. Target: pipeline / kernel >= {TARGET}"
+        " (the median round's).",
+        "",
+        "| round | kernel photos/s | pipeline photos/s | pipeline / kernel | image workers"
+        " busy | uploads/s (backlog) | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {i} | {r.kernel_per_s:.1f} | {r.drain.photos_per_s:.1f} | {r.ratio:.2f}"
+            f" | {r.drain.workers_busy:.0%} | {r.drain.upload_per_s:.1f} | {r.drain.load:.1f} |"
+            for i, r in enumerate(rounds, 1)
+        ),
+        "",
+        f"**Pipeline / kernel: {ratio:.2f} (median of {ROUNDS} rounds): target {verdict}.**",
+        "",
+        "Image workers busy: the share of the drain in which they were rendering (their own"
+        " timings). A job's stages in the thumbnailer in the last round, mean ms (render: from"
+        " asking the pool to its reply, the wait for a free worker included): "
+        + ", ".join(f"{s} {ms:.1f}" for s, ms in last.stage_ms.items())
+        + ".",
+        "",
+        "CPU time per photo during the last round's drain, by process (PostgreSQL and"
+        " RabbitMQ are shared with the machine's other work and not counted):",
+        "",
+        "| process | CPU ms per photo |",
+        "|---|---|",
+        *(f"| {name} | {ms:.1f} |" for name, ms in last.cpu_per_photo_ms.items()),
+        f"| (the kernel: core-ms per image, {workers} cores / its rate)"
+        f" | {workers * 1000 / rounds[-1].kernel_per_s:.1f} |",
+    ]
