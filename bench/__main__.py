@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, imaging, pipeline, throughput, webp_settings
+from bench import fanout, imaging, pipeline, ready_latency, throughput, webp_settings
 
 REPORT = Path("docs/benchmarks.md")
 
@@ -23,6 +23,7 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "throughput": throughput.run,
     "fanout": fanout.run,
     "pipeline": pipeline.run,
+    "ready_latency": ready_latency.run,
 }
 
 
