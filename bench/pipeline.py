@@ -28,6 +28,22 @@ from bench.stack_client import StackClient
 from bench.stage_log import stage_timings
 from bench.throughput import KernelRun, kernel_run
 
+# What the drain measured before the thumbnailer took two jobs per image worker (commit
+# 0c20885), with py-spy's view of it: kept as measured, since the old code no longer runs.
+BEFORE = [
+    "Before the fix (2026-12-02, 04:00 and 04:07 UTC, same benchmark under the CPU lock, load"
+    " average 6.4-7.6 from other work): prefetch equal to the image workers, one job each."
+    " Pipeline / kernel 0.65 and 0.69 (median of 3 rounds each; rounds ranged 0.55-1.17 with"
+    " the load); **image workers busy 68-73%**. Each job spent claim 11.7, fetch 30.6, store"
+    " 16.5 and commit 14.0 ms (means, last round) outside its render, and its worker had"
+    " nothing to do meanwhile. py-spy (`python -m bench.profile_drain`, 200 Hz, a drain of"
+    " 48): the image workers' samples were JPEG decode (PIL ImageFile.load) 45%, WebP encode"
+    " 29%, resize 20%, reading the pipe 2%; the thumbnailer's main process mostly waited"
+    " (selector 35%), then read the S3 GET's socket (15%), ran storage calls in threads (9%),"
+    " wrote sockets (9%) and the workers' pipes (6%). Fix: two jobs per image worker"
+    " (services/thumbnailer/app.py JOBS_PER_WORKER), so the next job's claim and fetch and the"
+    " last one's store and commit overlap the render.",
+]
 PHOTOS = 48
 ROUNDS = 3
 WARM_UP = 4
@@ -215,5 +231,7 @@ def run() -> list[str]:
         "|---|---|",
         *(f"| {name} | {ms:.1f} |" for name, ms in last.drain.cpu_per_photo_ms.items()),
         f"| **pipeline, all of the above** | {sum(last.drain.cpu_per_photo_ms.values()):.1f} |",
-        f"| kernel: its workers and the pool's process | {last.kernel.cpu_ms_per_image:.1f} |",
+        f"| kernel: its workers and the pool's thread | {last.kernel.cpu_ms_per_image:.1f} |",
+        "",
+        *BEFORE,
     ]

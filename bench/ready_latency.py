@@ -158,4 +158,22 @@ def run() -> list[str]:
         "| part | p50 ms | p99 ms | mean ms | share of the mean |",
         "|---|---|---|---|---|",
         *(_row(name, [p[name] for p in parts], total_mean) for name in parts[0]),
+        "",
+        _what_limits(parts, total_mean),
     ]
+
+
+def _what_limits(parts: list[dict[str, float]], total_mean_ms: float) -> str:
+    """The worker's own share of the mean, and what the rest of the pipeline adds."""
+    own = statistics.fmean(sum(p[k] for k in p if k.endswith("(worker)")) for p in parts) * 1000
+    largest = max(
+        (k for k in parts[0] if not k.endswith("(worker)")),
+        key=lambda k: statistics.fmean(p[k] for p in parts),
+    )
+    return (
+        f"What limits it: the image worker's own work (decode, sizes, ThumbHash) is"
+        f" {own:.0f} ms, {own / total_mean_ms:.0%} of the mean; everything else the pipeline"
+        f" does adds {total_mean_ms - own:.0f} ms, the largest part being {largest}. At this"
+        " load one photo uses one worker, so two jobs per worker (the throughput fix) does not"
+        " change it."
+    )
