@@ -200,7 +200,9 @@ def run() -> list[str]:
         f" thumbnailer ({workers} image workers, one per core) drains a backlog of {PHOTOS}"
         " uploads of the same JPEG, made while it was frozen; timed from its thaw to the last"
         f" photo.thumbnail_ready at a gRPC subscriber. Target: pipeline / kernel >= {TARGET}"
-        " (the median round's).",
+        " (the median round's). Reproduce: `make bench` or `python -m bench pipeline` (on a"
+        " shared machine under `flock /tmp/thumbwire-cpu.lock`); the profile:"
+        " `python -m bench.profile_drain`.",
         "",
         "| round | kernel photos/s | pipeline photos/s | pipeline / kernel | implied by CPU"
         " time | image workers busy | uploads/s (backlog) | load avg (1 min) |",

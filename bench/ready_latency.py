@@ -141,7 +141,9 @@ def run() -> list[str]:
         f"{PHOTOS} photos uploaded one at a time (after {WARM_UP} to warm up), each once the"
         f" previous one's ready event had arrived, plus {PAUSE_S} s; the thumbnailer has"
         f" {os.cpu_count() or 1} image workers. p99 of {PHOTOS} samples is close to their"
-        f" maximum. Load average (1 min) at the end: {load:.1f}.",
+        f" maximum. Load average (1 min) at the end: {load:.1f}. Reproduce: `make bench` or"
+        " `python -m bench ready_latency` (on a shared machine under"
+        " `flock /tmp/thumbwire-cpu.lock`).",
         "",
         "| | p50 ms | p99 ms | mean ms |",
         "|---|---|---|---|",
