@@ -45,10 +45,12 @@ BEFORE = [
     " last one's store and commit overlap the render.",
 ]
 PHOTOS = 48
-ROUNDS = 3
+ROUNDS = 5
 WARM_UP = 4
 UPLOADS_AT_ONCE = 4
 TARGET = 0.85
+# Rounds whose ratios differ more than this settle nothing about the target.
+MAX_SPREAD = 1.3
 # The worker's own work, and the stages of a job in the thumbnailer's main process.
 WORKER_STAGES = ("decode", "large", "medium", "small", "placeholder")
 JOB_STAGES = ("claim", "fetch", "render", "store", "commit")
@@ -184,13 +186,24 @@ async def _until_outbox_empty(database_url: str) -> None:
         await conn.close()
 
 
+def _verdict(ratios: list[float]) -> str:
+    """Met or not, unless the rounds disagree too much to tell (a pipeline faster than its
+    own kernel says only that the machine's other work came and went)."""
+    if max(ratios) / min(ratios) > MAX_SPREAD:
+        return (
+            f"the rounds differ {max(ratios) / min(ratios):.1f}x with the machine's other work,"
+            " too much to tell the target"
+        )
+    return "target met" if statistics.median(ratios) >= TARGET else "target NOT met"
+
+
 def run() -> list[str]:
     data = originals()[0].path.read_bytes()
     workers = os.cpu_count() or 1
     rounds = asyncio.run(measure(data, workers))
     ratio = statistics.median(r.ratio for r in rounds)
     cpu_ratio = statistics.median(r.cpu_ratio for r in rounds)
-    verdict = "met" if ratio >= TARGET else "NOT met"
+    verdict = _verdict([r.ratio for r in rounds])
     last = rounds[-1]
     return [
         "## Pipeline throughput: uploaded 12 MP JPEGs to their ready events",
@@ -214,8 +227,9 @@ def run() -> list[str]:
             for i, r in enumerate(rounds, 1)
         ),
         "",
-        f"**Pipeline / kernel: {ratio:.2f} (median of {ROUNDS} rounds): target {verdict}.**"
-        f" Implied by CPU time: {cpu_ratio:.2f}.",
+        f"**Pipeline / kernel: {ratio:.2f} (median of {ROUNDS} rounds): {verdict}.** Implied"
+        f" by CPU time: {cpu_ratio:.2f}, {'at or above' if cpu_ratio >= TARGET else 'below'}"
+        " the target.",
         "",
         "Implied by CPU time: the kernel's CPU per image over the pipeline's CPU per photo"
         " (every process below), what the ratio would be with both CPU-bound on the same"
