@@ -12,7 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, imaging, throughput, upload_latency, webp_settings
+from bench import (
+    fanout,
+    imaging,
+    pipeline,
+    ready_latency,
+    throughput,
+    upload_latency,
+    webp_settings,
+)
 
 REPORT = Path("docs/benchmarks.md")
 
@@ -23,6 +31,8 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "throughput": throughput.run,
     "fanout": fanout.run,
     "upload_latency": upload_latency.run,
+    "pipeline": pipeline.run,
+    "ready_latency": ready_latency.run,
 }
 
 

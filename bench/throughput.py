@@ -6,22 +6,40 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 
+from bench.fanout_stack import cpu_s
 from bench.photos import originals
 from services.thumbnailer.rendering import ImageLimits, RenderPool
 
 IMAGES = 16
 
 
-async def images_per_second(workers: int, data: bytes) -> float:
+@dataclass(frozen=True)
+class KernelRun:
+    images_per_s: float
+    # CPU of the workers and of this thread (the pool's side: pipes, pickles) per image; the
+    # thread's alone, since a benchmark's other threads (gRPC's) may share the process.
+    cpu_ms_per_image: float
+
+
+async def kernel_run(workers: int, data: bytes, images: int = IMAGES) -> KernelRun:
     pool = RenderPool(workers, ImageLimits())
     try:
         await asyncio.gather(*(pool.render(data) for _ in range(workers)))  # start the workers
+        pids = pool.worker_pids()
+        cpu_before = time.thread_time() + sum(cpu_s(pid) for pid in pids)
         started = time.perf_counter()
-        await asyncio.gather(*(pool.render(data) for _ in range(IMAGES)))
-        return IMAGES / (time.perf_counter() - started)
+        await asyncio.gather(*(pool.render(data) for _ in range(images)))
+        elapsed = time.perf_counter() - started
+        cpu = time.thread_time() + sum(cpu_s(pid) for pid in pids) - cpu_before
+        return KernelRun(images / elapsed, cpu * 1000 / images)
     finally:
         await pool.close()
+
+
+async def images_per_second(workers: int, data: bytes, images: int = IMAGES) -> float:
+    return (await kernel_run(workers, data, images)).images_per_s
 
 
 def run() -> list[str]:

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 # How long running jobs may take to finish after a stop; the rest go back to the queue.
 SHUTDOWN_GRACE_S = 15.0
+# Jobs taken at once per image worker. With one, a worker idles while its job fetches the
+# original, stores the thumbnails and commits (about a third of the time on a 12 MP JPEG,
+# docs/benchmarks.md, "Pipeline throughput"); with two, the next job's claim and fetch and the
+# last one's store and commit happen while the worker renders.
+JOBS_PER_WORKER = 2
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -38,7 +43,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         # Each part is closed in the reverse order of its start: the consumer first, so that
         # jobs finish while the relay, the pools and the connections are still there.
         pool = await database.create_pool(
-            settings.database_url, settings.concurrency + 3, "thumbwire-thumbnailer"
+            settings.database_url,
+            settings.concurrency * JOBS_PER_WORKER + 3,
+            "thumbwire-thumbnailer",
         )
         stack.push_async_callback(pool.close)
         connection = await broker.connect(settings.amqp_url, "thumbnailer")
@@ -71,7 +78,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             topology.jobs_queue,
             processor,
             metrics,
-            prefetch=settings.concurrency,
+            prefetch=settings.concurrency * JOBS_PER_WORKER,
         )
         await consumer.start()
         stack.push_async_callback(consumer.stop, SHUTDOWN_GRACE_S)

@@ -32,7 +32,8 @@ class RenderedThumbnail:
     width: int
     height: int
     data: bytes
-    # Resampling and encoding this size took (the decode all sizes share is not counted).
+    # Resampling and encoding this size took (the decode all sizes share is not counted; the
+    # large size's includes the conversion to sRGB).
     seconds: float = 0.0
 
 
@@ -45,24 +46,36 @@ class Rendition:
     height: int
     thumbnails: tuple[RenderedThumbnail, ...]
     placeholder: str = ""
+    # Where the worker's time went besides the sizes: the one decode, and the ThumbHash.
+    decode_seconds: float = 0.0
+    placeholder_seconds: float = 0.0
 
 
 def make_thumbnails(data: bytes, max_pixels: int) -> Rendition:
     """Decodes `data` once and renders every ThumbnailSize as WebP; raises ImagingError."""
     largest = SIZES_LARGEST_FIRST[0]
+    started_decode = time.perf_counter()
     decoded = decode(data, max_pixels, largest.longest_side)
+    decoded_at = started = time.perf_counter()
     current = _resize(decoded.image, fit_within(decoded.displayed, largest.longest_side))
     current = to_srgb(current, decoded.icc_profile)
     thumbnails = []
     for size in SIZES_LARGEST_FIRST:
         # Targets come from the displayed size, not from the reduced buffer, so that a
         # thumbnail's size never depends on how the original was decoded.
-        started = time.perf_counter()
         current = _resize(current, fit_within(decoded.displayed, size.longest_side))
         data = encode_webp(current)
-        seconds = time.perf_counter() - started
-        thumbnails.append(RenderedThumbnail(size, *current.size, data, seconds))
-    return Rendition(*decoded.displayed, tuple(thumbnails), placeholder(current))
+        ended = time.perf_counter()
+        thumbnails.append(RenderedThumbnail(size, *current.size, data, ended - started))
+        started = ended
+    hashed = placeholder(current)
+    return Rendition(
+        *decoded.displayed,
+        tuple(thumbnails),
+        hashed,
+        decode_seconds=decoded_at - started_decode,
+        placeholder_seconds=time.perf_counter() - started,
+    )
 
 
 def fit_within(size: tuple[int, int], longest_side: int) -> tuple[int, int]:

@@ -28,6 +28,7 @@ from services.core.topology import retry_routing_key
 from services.thumbnailer import photo_state
 from services.thumbnailer.failures import EXPECTED_ERRORS, Failure, FailureKind, classify
 from services.thumbnailer.imaging import RenderedThumbnail, Rendition
+from services.thumbnailer.stages import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ThumbnailProcessor:
     async def process(self, job: ThumbnailJob, history: JobHistory | None = None) -> Outcome:
         history = history or JobHistory()
         attempt = history.attempt  # until the database has counted it
+        clock = StageClock()
         try:
             claimed = await photo_state.claim(
                 self._pool, job, history.attempt, self._policy.max_attempts
@@ -88,19 +90,25 @@ class ThumbnailProcessor:
                 return await self._give_up(
                     job, claimed.attempts, _exhausted_reason(claimed, history)
                 )
+            clock.lap("claim")
             attempt = claimed.thumbnail_attempts
-            thumbnails, placeholder = await self._render_and_store(claimed)
-            return await self._finish(job, thumbnails, placeholder)
+            thumbnails, placeholder = await self._render_and_store(claimed, clock)
+            return await self._finish(job, thumbnails, placeholder, clock)
         except EXPECTED_ERRORS as exc:
             return await self._after_failure(job, attempt, classify(exc))
 
-    async def _render_and_store(self, photo: PhotoRecord) -> tuple[list[StoredThumbnail], str]:
+    async def _render_and_store(
+        self, photo: PhotoRecord, clock: StageClock
+    ) -> tuple[list[StoredThumbnail], str]:
         """The stored thumbnails and the placeholder."""
         original = await self._store.get(original_key(photo.workspace_id, photo.id))
+        clock.lap("fetch")
         rendition = await self._renderer.render(original)
+        clock.rendered(rendition)
         if self._on_rendered is not None:
             self._on_rendered(rendition)
         await asyncio.gather(*(self._put(photo, t) for t in rendition.thumbnails))
+        clock.lap("store")
         stored = [
             StoredThumbnail(t.size, t.width, t.height, len(t.data)) for t in rendition.thumbnails
         ]
@@ -111,11 +119,16 @@ class ThumbnailProcessor:
         await self._store.put(key, thumbnail.data, THUMBNAIL_CONTENT_TYPE)
 
     async def _finish(
-        self, job: ThumbnailJob, thumbnails: list[StoredThumbnail], placeholder: str
+        self,
+        job: ThumbnailJob,
+        thumbnails: list[StoredThumbnail],
+        placeholder: str,
+        clock: StageClock,
     ) -> Outcome:
         done = await photo_state.complete(self._pool, job, thumbnails, placeholder)
         if done is not None:
-            log.info("photo %s: thumbnails ready", job.photo_id)
+            clock.lap("commit")
+            log.info("photo %s: thumbnails ready (%s)", job.photo_id, clock.summary())
             return Outcome.COMPLETED
         if await photo_state.exists(self._pool, job):
             # Another delivery of the same job finished first; the keys are the same, so the

@@ -1,0 +1,26 @@
+"""CPU time of the stack's processes, read from /proc, to tell where a run's cores went."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from bench.fanout_stack import cpu_s
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (the thumbnailer's image workers)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def cpu_by_name(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far, summed over each name's processes (those still alive)."""
+    totals = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                total += cpu_s(pid)
+        totals[name] = total
+    return totals
