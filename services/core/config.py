@@ -70,6 +70,10 @@ class Settings:
     # killed and the photo fails; more memory, and the photo fails (0: unlimited).
     image_time_limit_s: float = 30.0
     image_memory_limit_mb: int = 2048
+    # The image worker processes' niceness (0-19, added to the thumbnailer's own). Thumbnails
+    # are background work: on cores shared with the upload service or a notifier, the workers
+    # yield to them, and they still get every cycle nobody else wants. 0: the same priority.
+    render_nice: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

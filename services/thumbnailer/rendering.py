@@ -27,6 +27,7 @@ class ImageLimits:
     max_bytes: int = 32 * 1024 * 1024
     time_limit_s: float = 30.0
     memory_limit_mb: int = 2048  # 0: unlimited
+    nice: int = 0  # added to the workers' niceness: they yield the CPU to other work
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageLimits:
@@ -35,6 +36,7 @@ class ImageLimits:
             max_bytes=settings.max_upload_bytes,
             time_limit_s=settings.image_time_limit_s,
             memory_limit_mb=settings.image_memory_limit_mb,
+            nice=settings.render_nice,
         )
 
 
@@ -90,7 +92,9 @@ class RenderPool:
         if worker is not None:  # died while idle (killed from outside)
             self._running.discard(worker)
         try:
-            worker = await WorkerProcess.start(self._limits.memory_limit_mb, self._task)
+            worker = await WorkerProcess.start(
+                self._limits.memory_limit_mb, self._task, self._limits.nice
+            )
         except BaseException:
             self._idle.put_nowait(None)
             raise

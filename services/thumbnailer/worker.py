@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     limit_memory(args.memory_limit_mb)
+    if args.nice:
+        os.nice(args.nice)
     task = load_task(args.task)
     frames.write(replies, frames.READY)
     serve(task, sys.stdin.buffer, replies, args.memory_limit_mb)
@@ -75,6 +77,7 @@ def run(task: Task, data: bytes, max_pixels: int, memory_limit_mb: int) -> bytes
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memory-limit-mb", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=0, help="added to the process's niceness")
     parser.add_argument("--task", default=DEFAULT_TASK)
     return parser.parse_args(argv)
 

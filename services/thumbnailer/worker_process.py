@@ -24,12 +24,13 @@ class WorkerProcess:
         self._process = process
 
     @classmethod
-    async def start(cls, memory_limit_mb: int, task: str) -> WorkerProcess:
+    async def start(cls, memory_limit_mb: int, task: str, nice: int = 0) -> WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "services.thumbnailer.worker",
             f"--memory-limit-mb={memory_limit_mb}",
+            f"--nice={nice}",
             f"--task={task}",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

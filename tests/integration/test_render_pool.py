@@ -135,3 +135,14 @@ async def test_an_image_needing_more_memory_than_the_limit_is_rejected() -> None
         assert small.width == 300 and pool.worker_pids() == [pid]
     finally:
         await pool.close()
+
+
+async def test_workers_run_at_a_lower_cpu_priority_than_the_thumbnailer() -> None:
+    """Thumbnails are background work: the workers' niceness is the pool's own plus `nice`."""
+    pool = RenderPool(1, ImageLimits(nice=7))
+    try:
+        await pool.render(jpeg(64, 48))  # a pool starts its workers when first needed
+        [pid] = pool.worker_pids()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    finally:
+        await pool.close()
