@@ -6,7 +6,8 @@ as processes (bench.upload_stack), in four phases measured in one run:
   phases;
 - saturated: a thumbnailer resumed, rendering that backlog on every core while the same
   uploads are measured again (bench.backlog_watch shows that photos were waiting throughout);
-- saturated at nice 10: the same with a second thumbnailer started at a lower CPU priority;
+- saturated, render workers at nice 0: the same with a second thumbnailer whose render
+  workers run at its own priority (THUMBWIRE_RENDER_NICE=0), as they did before they yielded;
 - sync: the synchronous baseline (bench.sync_upload), which makes the thumbnails before it
   answers, beside the upload service, with the thumbnailers' render workers stopped."""
 
@@ -29,22 +30,22 @@ from bench.upload_findings import FINDINGS
 from bench.upload_load import Latencies, upload_load
 from bench.upload_stack import WORKSPACE, Service, UploadStack, upload_stack
 from services.core.auth import TokenAuthority
+from services.core.config import Settings
 
 CLIENTS = 8
 ROUNDS = 6
 UPLOADS_EACH = 5  # per client and round: CLIENTS x ROUNDS x UPLOADS_EACH uploads per phase
 WARMUP_EACH = 2
 BUSY_AFTER_S = 0.5  # from resuming a thumbnailer to measuring: its workers under way
-NICE = 10
 SERVICES = [
     Service("upload", "services.upload"),
     Service("notifier", "services.notifier"),
     Service("thumbnailer", "services.thumbnailer"),
-    # The same thumbnailer started with `nice -n 10`, its render workers inheriting it: what
-    # lowering their CPU priority would give (each is resumed only in its own phase).
-    Service("thumbnailer-nice", "services.thumbnailer", nice=NICE, own_metrics_addr=True),
+    # The same thumbnailer with its render workers at its own priority: what their lower
+    # priority (THUMBWIRE_RENDER_NICE) gives (each is resumed only in its own phase).
+    Service("thumbnailer-nice0", "services.thumbnailer", own_metrics_addr=True, render_nice=0),
 ]
-THUMBNAILERS = ("thumbnailer", "thumbnailer-nice")
+THUMBNAILERS = ("thumbnailer", "thumbnailer-nice0")
 SATURATED_OVER_IDLE = 1.2  # at most, p50 and p99
 SYNC_OVER_ASYNC = 5.0  # at least, p50
 
@@ -72,7 +73,9 @@ async def measure(data: bytes) -> tuple[list[Phase], int]:
     idle = Phase("async", "idle (workers stopped)")
     saturated = {
         "thumbnailer": Phase("async", "saturated", backlog=Backlog()),
-        "thumbnailer-nice": Phase("async", f"saturated, at nice {NICE}", backlog=Backlog()),
+        "thumbnailer-nice0": Phase(
+            "async", "saturated, render workers at nice 0", backlog=Backlog()
+        ),
     }
     sync = Phase("sync baseline", "idle; renders in the call")
     async with upload_stack(SERVICES) as stack:
@@ -137,7 +140,7 @@ def run() -> list[str]:
 
 
 def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> list[str]:
-    idle, saturated, niced, sync = phases
+    idle, saturated, at_nice_0, sync = phases
     return [
         f"## Upload latency: UploadPhoto of a {size_mb:.1f} MB JPEG, {CLIENTS} concurrent clients",
         "",
@@ -149,7 +152,7 @@ def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> li
         *(_row(phase) for phase in phases),
         "",
         *_targets(idle.latencies, saturated.latencies, sync.latencies),
-        *_priority(idle.latencies, niced.latencies),
+        *_priority(idle.latencies, at_nice_0.latencies),
         "",
         *FINDINGS,
     ]
@@ -168,10 +171,12 @@ def _method(run_s: float, failed: int) -> list[str]:
         f" {CLIENTS * ROUNDS * UPLOADS_EACH}, so a few stalls from other work on the machine"
         " move it. Idle: the thumbnailer's"
         " render workers stopped with SIGSTOP, so the jobs queue up. Saturated: the same"
-        " thumbnailer resumed on that backlog; photos waiting (pending, sampled every 0.25 s"
-        " over the saturated batches) show it never ran dry. At nice 10: a second thumbnailer"
-        f" started with `nice -n {NICE}` (its render workers inherit it), resumed in its own"
-        " batches instead of the first. Sync baseline:"
+        " thumbnailer resumed on that backlog, its render workers at the default"
+        f" THUMBWIRE_RENDER_NICE ({Settings().render_nice}); photos waiting (pending, sampled"
+        " every 0.25 s over the saturated batches) show it never ran dry. Render workers at"
+        " nice 0: a second thumbnailer with THUMBWIRE_RENDER_NICE=0 (its workers at its own"
+        " priority, as before they yielded), resumed in its own batches instead of the first."
+        " Sync baseline:"
         " `bench/sync_upload.py`, a server beside the upload service whose UploadPhoto is the"
         " same upload followed, in the same call, by the thumbnailer's own processing (claim,"
         " render in a pool of one worker process per core, three WebP objects stored, status"
@@ -220,12 +225,12 @@ def _targets(idle: Latencies, saturated: Latencies, sync: Latencies) -> list[str
     ]
 
 
-def _priority(idle: Latencies, niced: Latencies) -> list[str]:
-    p50 = niced.percentile(50) / idle.percentile(50)
-    p99 = niced.percentile(99) / idle.percentile(99)
+def _priority(idle: Latencies, at_nice_0: Latencies) -> list[str]:
+    p50 = at_nice_0.percentile(50) / idle.percentile(50)
+    p99 = at_nice_0.percentile(99) / idle.percentile(99)
     return [
-        f"- saturated by the thumbnailer at nice {NICE} against idle: p50 {p50:.2f}x,"
-        f" p99 {p99:.2f}x ({_verdict(max(p50, p99) <= SATURATED_OVER_IDLE)} by that way)",
+        f"- saturated by render workers at nice 0 (as before they yielded) against idle:"
+        f" p50 {p50:.2f}x, p99 {p99:.2f}x",
     ]
 
 

@@ -114,6 +114,7 @@ class Service:
     module: str
     nice: int = 0
     own_metrics_addr: bool = False  # a second thumbnailer needs an address of its own
+    render_nice: int | None = None  # THUMBWIRE_RENDER_NICE; None: the default
 
 
 @contextlib.asynccontextmanager
@@ -151,6 +152,8 @@ async def _stack(settings: Settings, data_dir: Path) -> AsyncIterator[UploadStac
 
 
 def _own(settings: Settings, service: Service) -> Settings:
+    if service.render_nice is not None:
+        settings = dataclasses.replace(settings, render_nice=service.render_nice)
     if not service.own_metrics_addr:
         return settings
     return dataclasses.replace(settings, thumbnailer_metrics_addr=free_address())
