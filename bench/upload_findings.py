@@ -44,11 +44,12 @@ FINDINGS = [
     "- Saturated against idle (profiled: p50 526 ms against 376 ms idle, the machine busy"
     " 151 ms per upload against 108, the thumbnailer 22 ms of it): the thumbnailer takes CPU"
     " (its render workers, and its reads and writes through the same rclone, PostgreSQL and"
-    " RabbitMQ) and, before the change above, the event lock. At nice 10 its processes"
-    " yield the CPU to the upload path, but not the shared servers: the S3 server and the"
-    " database serve both at one priority. Lowering the render workers' priority is the"
-    " thumbnailer's to do (not changed here); a deployment that puts the two services on one"
-    " machine can have it with `nice` or cgroup CPU weights.",
+    " RabbitMQ) and, before the change above, the event lock. Its render workers now run at"
+    " a lower priority (THUMBWIRE_RENDER_NICE, 10 by default; the table's third row is the"
+    " same thumbnailer with 0), so they yield the CPU to the upload path; the shared servers"
+    " do not: the S3 server and the database serve both at one priority, and the workers"
+    " still take the cycles that the upload path leaves between its requests, with the"
+    " caches and memory bandwidth that go with them.",
     "",
     "Changed, and the figures before:",
     "",
@@ -65,6 +66,10 @@ FINDINGS = [
     " (the table above, after every change, load average about 3), saturated against idle"
     " is 1.55x at p50, as before (1.57x, load average about 5.7). With the thumbnailer busy,"
     " the upload path waits for the CPU instead.",
+    "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. Measured"
+    " side by side in the table above (third row: nice 0); in the first run with it"
+    " (2026-12-02 04:46 UTC, load average about 5), saturated against idle at p50 was 1.65x"
+    " against 1.83x at nice 0.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
@@ -73,7 +78,7 @@ FINDINGS = [
     "|---|---|---|---|---|",
     "| async | idle (workers stopped) | 218 | 489 | 31.3 |",
     "| async | saturated | 342 | 910 | 19.9 |",
-    "| async | saturated, at nice 10 | 337 | 754 | 21.2 |",
+    "| async | saturated, the thumbnailer under `nice -n 10` | 337 | 754 | 21.2 |",
     "| sync baseline | idle; renders in the call | 977 | 1770 | 7.3 |",
     "",
     "Saturated against idle then: p50 1.57x, p99 1.86x (at nice 10: 1.55x, 1.54x); async"
