@@ -96,6 +96,31 @@ async def test_health_follows_the_broker_and_work_goes_on_once_it_says_serving(
         await _upload_and_follow_to_ready(stack, "ready-broker")
 
 
+async def test_every_service_stops_promptly_while_the_broker_is_down(
+    settings: Settings,
+    rabbit: PrivateRabbitNode,
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    tmp_path: Path,
+) -> None:
+    """Draining must not wait for a broker that is not there: a stopping consumer's cancel
+    used to wait for the connection to return, so a thumbnailer or notifier stopped during an
+    outage never exited."""
+    own = own_settings(settings, "ready-stop", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    stack = Stack(own, tmp_path)
+    await stack.start()
+    await until(lambda: health_of(stack.settings), READY)
+    await asyncio.to_thread(rabbit.stop_app)
+    try:
+        await until(lambda: health_of(stack.settings), BROKER_DOWN, BROKER_LOSS_S)
+        started = time.monotonic()
+        codes = await asyncio.to_thread(stack.stop)
+        print(f"all stopped {time.monotonic() - started:.1f}s after SIGTERM")
+    finally:
+        await asyncio.to_thread(rabbit.start_app)
+    assert codes == {"upload": 0, "thumbnailer": 0, "notifier": 0}, stack.logs()
+
+
 async def _upload_and_follow_to_ready(stack: Stack, ws: str) -> None:
     client = PhotoClient(stack.settings.upload_addr, token_for(stack.settings, ws))
     try:
