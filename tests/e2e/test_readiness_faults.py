@@ -3,8 +3,9 @@
 Health follows the broker: with every service on a RabbitMQ node of the test's own, stopping
 the node turns gRPC health NOT_SERVING and the thumbnailer's /healthz 503 within seconds, and
 starting it again brings them back by themselves (the connections are robust), with the work
-going on from that moment. And a stopping process says so before it exits: the thumbnailer's
-/healthz and the notifier gateway's answer 503 while they drain.
+going on from that moment. A stopping process says so before it exits: the thumbnailer's
+/healthz and the notifier gateway's answer 503 while they drain; and it does exit, promptly,
+even while the broker is down.
 
 The gateway's /healthz is a liveness check: it stays 200 through a broker outage, since a
 notifier recovers by itself and must not be restarted for it (its gRPC health is what takes
