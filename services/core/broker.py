@@ -3,15 +3,19 @@ declared through them come back by themselves after the broker returns."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from services.core import tracing
+
+log = logging.getLogger(__name__)
 
 # What a broker call raises when the connection or channel is gone (a reconnect is under way).
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
@@ -20,6 +24,12 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.ChannelInvalidStateError,
     OSError,
 )
+
+
+# How long a stopping consumer waits for the broker to confirm its cancel: a round trip when
+# the broker is there. While it is not, aio_pika would wait for the connection to come back
+# before even sending it, and a process stopping during an outage would never exit.
+CANCEL_TIMEOUT_S = 2.0
 
 
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
@@ -42,3 +52,15 @@ def persistent_message(
         headers=tracing.with_trace(headers),
         timestamp=datetime.now(UTC),
     )
+
+
+async def cancel_consumer(
+    queue: AbstractQueue, consumer_tag: str, timeout_s: float = CANCEL_TIMEOUT_S
+) -> None:
+    """Stops the broker delivering to `consumer_tag`, waiting at most `timeout_s`. A robust
+    queue forgets the consumer before it asks the broker, so a consumer whose cancel could not
+    be sent is not restored after a reconnect; its channel's close ends it for the broker."""
+    try:
+        await asyncio.wait_for(queue.cancel(consumer_tag), timeout_s)
+    except (*BROKER_ERRORS, TimeoutError) as exc:
+        log.warning("consumer %s not cancelled on the broker: %r", consumer_tag, exc)

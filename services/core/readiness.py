@@ -46,6 +46,10 @@ class Readiness:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
     def watch(self, watcher: Watcher) -> None:
         """`watcher(ready)` is awaited on every change."""
         self._watchers.append(watcher)

@@ -58,16 +58,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             resources.push_async_callback(cancel_and_wait, pruning)
         photos = await resources.enter_async_context(UploadClient.connect(settings.upload_addr))
         store = ObjectStore.from_settings(settings)
-        deps = GatewayDeps(settings, pool, store, hub, tokens, photos)
         readiness = await start_readiness(
             pool, connection, settings.readiness_interval_s, resources
         )
+        deps = GatewayDeps(settings, pool, store, hub, tokens, photos, readiness=readiness)
         await start_gateway(deps, resources)
         await start_grpc(deps, resources, readiness)
         # Runs first on exit: streams end cleanly (OK status, end of SSE body) before the
         # servers stop, and a Subscribe that arrives in between ends at once.
         resources.callback(hub.close)
-        resources.push_async_callback(readiness.drain)  # first of all: NOT_SERVING
+        # First of all: gRPC health NOT_SERVING, the gateway's /healthz 503.
+        resources.push_async_callback(readiness.drain)
         log.info(
             "notifier %s: gRPC on %s, HTTP on %s",
             instance_id,

@@ -22,7 +22,7 @@ from aio_pika.abc import (
 )
 
 from services.core import tracing
-from services.core.broker import BROKER_ERRORS
+from services.core.broker import BROKER_ERRORS, cancel_consumer
 from services.core.events import EventRecord
 from services.core.topology import Topology, declare_exchanges
 from services.notifier.hub import Hub
@@ -83,8 +83,7 @@ class EventConsumer:
     async def close(self) -> None:
         self._connection.reconnect_callbacks.discard(self._on_reconnect)
         if self._queue is not None and self._consumer_tag is not None:
-            with contextlib.suppress(*BROKER_ERRORS):
-                await self._queue.cancel(self._consumer_tag)
+            await cancel_consumer(self._queue, self._consumer_tag)
         if self._channel is not None:
             with contextlib.suppress(*BROKER_ERRORS):
                 await self._channel.close()

@@ -25,6 +25,7 @@ from services.core.photos import (
     fetch_photo,
     thumbnail_key,
 )
+from services.core.readiness import Readiness
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
 from services.notifier.gateway_auth import bearer_auth
@@ -65,6 +66,7 @@ class GatewayDeps:
     tokens: TokenAuthority
     photos: UploadClient  # the REST facade's way to the upload service
     metrics: NotifierMetrics = field(default_factory=NotifierMetrics)
+    readiness: Readiness | None = None  # /healthz turns 503 once it drains
 
 
 DEPS = web.AppKey("deps", GatewayDeps)
@@ -116,6 +118,13 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process runs, through outages of its database or broker too (it
+    recovers by itself, so nothing should restart it for them; gRPC health says whether it is
+    ready), and 503 from the moment it drains, so that no new client is sent to a gateway that
+    is about to close."""
+    readiness = request.app[DEPS].readiness
+    if readiness is not None and readiness.draining:
+        return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ok"})
 
 

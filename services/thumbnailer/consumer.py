@@ -15,7 +15,7 @@ from aio_pika.abc import (
 )
 
 from services.core import tracing
-from services.core.broker import BROKER_ERRORS
+from services.core.broker import BROKER_ERRORS, cancel_consumer
 from services.core.jobs import InvalidJob, JobHistory, ThumbnailJob
 from services.core.topology import QUORUM
 from services.thumbnailer.metrics import ThumbnailerMetrics
@@ -73,10 +73,7 @@ class JobConsumer:
     async def _cancel_consumer(self) -> None:
         if self._queue is None or self._consumer_tag is None:
             return
-        try:
-            await self._queue.cancel(self._consumer_tag)
-        except BROKER_ERRORS as exc:
-            log.warning("could not cancel the job consumer: %s", exc)
+        await cancel_consumer(self._queue, self._consumer_tag)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._stopping:  # delivered before the broker saw the cancel

@@ -1,5 +1,6 @@
 """Real faults and health checks for readiness tests: a database of a test's own that stops
-accepting connections (as during a PostgreSQL restart), and polling a health answer."""
+accepting connections (as during a PostgreSQL restart), a lock held as by a slow transaction,
+and polling a health answer."""
 
 from __future__ import annotations
 
@@ -57,6 +58,39 @@ def with_database(settings: Settings, database: OwnDatabase, **changes: object) 
     return dataclasses.replace(settings, database_url=database.url, **changes)
 
 
+class HeldLock:
+    """A lock that a transaction of the test's own holds (on `holder`)."""
+
+    def __init__(self, holder: asyncpg.Connection, observer: asyncpg.Connection) -> None:
+        self._holder_pid = holder.get_server_pid()
+        # Another session: inside the holder's transaction, pg_stat_activity would be the
+        # snapshot taken at its first read.
+        self._observer = observer
+
+    async def waiters(self) -> int:
+        """How many sessions wait for it: a service's work stuck behind it, in flight."""
+        return await self._observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            self._holder_pid,
+        )
+
+
+@contextlib.asynccontextmanager
+async def holding_lock(database_url: str, statement: str, *args: object) -> AsyncIterator[HeldLock]:
+    """Runs `statement` (say, SELECT ... FOR UPDATE, or LOCK TABLE) in a transaction that stays
+    open until the block ends: whatever a service does that needs the lock waits until then,
+    as it would behind a slow transaction, and so holds its job or call in flight."""
+    holder = await asyncpg.connect(database_url)
+    observer = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute(statement, *args)
+            yield HeldLock(holder, observer)
+    finally:
+        await observer.close()
+        await holder.close()
+
+
 async def grpc_health(address: str) -> int | None:
     """The overall health status a gRPC server reports; None while it cannot be reached."""
     async with grpc.aio.insecure_channel(address) as channel:
@@ -80,8 +114,11 @@ async def http_status(url: str) -> int:
         return 0
 
 
-async def until(check: Callable[[], Awaitable[object]], expected: object) -> None:
-    """Polls `check()` until it returns `expected`; fails after WAIT_S with the last answer."""
+async def until(
+    check: Callable[[], Awaitable[object]], expected: object, timeout_s: float = WAIT_S
+) -> None:
+    """Polls `check()` until it returns `expected`; fails after `timeout_s` with the last
+    answer."""
     last: object = None
 
     async def poll() -> None:
@@ -93,6 +130,6 @@ async def until(check: Callable[[], Awaitable[object]], expected: object) -> Non
             await asyncio.sleep(0.1)
 
     try:
-        await asyncio.wait_for(poll(), WAIT_S)
+        await asyncio.wait_for(poll(), timeout_s)
     except TimeoutError:
         raise AssertionError(f"still {last!r}, expected {expected!r}") from None

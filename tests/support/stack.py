@@ -47,8 +47,19 @@ class Stack:
         self.processes[name].kill()
 
     def stop(self) -> dict[str, int]:
-        """SIGTERM to each service; their exit codes (each must exit within 30 s)."""
-        return {name: process.terminate(30) for name, process in self.processes.items()}
+        """SIGTERM to each service; their exit codes. Each must exit within 30 s: one that does
+        not is killed, and an AssertionError names it once the others are stopped too (they
+        would otherwise outlive the test)."""
+        codes: dict[str, int] = {}
+        late: list[str] = []
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.terminate(30)
+            except AssertionError as exc:
+                late.append(str(exc))
+        if late:
+            raise AssertionError("; ".join(late))
+        return codes
 
     def alive(self) -> dict[str, bool]:
         return {name: p.process.poll() is None for name, p in self.processes.items()}
