@@ -1,5 +1,7 @@
-"""The thumbnailer's only HTTP surface: GET /metrics, and GET /healthz, which is 503 while
-the thumbnailer is not ready (its database or broker unreachable, or it is stopping)."""
+"""The thumbnailer's only HTTP surface: GET /metrics; GET /healthz, readiness, which is 503
+while the thumbnailer is not ready (its database or broker unreachable, or it is stopping);
+and GET /livez, liveness, 200 while its event loop answers: a thumbnailer waiting out an
+outage recovers by itself, so it must not be restarted for it (services.core.readiness)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class StatusServer:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics_page)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/livez", self._alive)
         self._runner = await start_http(app, self._address)
 
     async def stop(self) -> None:
@@ -32,6 +35,9 @@ class StatusServer:
         response = web.Response(body=self._metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
+
+    async def _alive(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
 
     async def _health(self, _request: web.Request) -> web.Response:
         if self._readiness.ready:

@@ -52,19 +52,21 @@ BROKER_RETURN_S = 10.0
 # A draining process turns unhealthy at once: its first step.
 DRAIN_S = 3.0
 
-# (upload gRPC, notifier gRPC, thumbnailer /healthz, gateway /healthz)
-READY = (SERVING, SERVING, 200, 200)
-BROKER_DOWN = (NOT_SERVING, NOT_SERVING, 503, 200)
+# (upload gRPC, notifier gRPC, thumbnailer /healthz, thumbnailer /livez, gateway /healthz)
+READY = (SERVING, SERVING, 200, 200, 200)
+BROKER_DOWN = (NOT_SERVING, NOT_SERVING, 503, 200, 200)
 
 
-async def health_of(settings: Settings) -> tuple[int | None, int | None, int, int]:
-    upload, notifier, thumbnailer, gateway = await asyncio.gather(
+async def health_of(settings: Settings) -> tuple[int | None, int | None, int, int, int]:
+    thumbnailer = f"http://{settings.thumbnailer_metrics_addr}"
+    upload, notifier, ready, alive, gateway = await asyncio.gather(
         grpc_health(settings.upload_addr),
         grpc_health(settings.notifier_addr),
-        http_status(f"http://{settings.thumbnailer_metrics_addr}/healthz"),
+        http_status(f"{thumbnailer}/healthz"),
+        http_status(f"{thumbnailer}/livez"),
         http_status(f"http://{settings.gateway_addr}/healthz"),
     )
-    return upload, notifier, thumbnailer, gateway
+    return upload, notifier, ready, alive, gateway
 
 
 async def test_health_follows_the_broker_and_work_goes_on_once_it_says_serving(
