@@ -4,10 +4,7 @@ writes of caught-up SSE streams."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +15,7 @@ from services.notifier.encodings import EventEncodings
 from services.notifier.hub import HEARTBEAT, Heartbeat, Hub
 from services.notifier.sse_stream import DirectFrames, chunk, frame_encoder
 from services.notifier.stream import replay_then_live
+from tests.support.sockets import connected_transport, read_all
 
 
 def event(event_id: int, workspace_id: str = "ws") -> EventRecord:
@@ -148,32 +146,6 @@ async def test_a_caught_up_stream_takes_events_directly_in_order_and_once() -> N
         hub.close()
         with pytest.raises(StopAsyncIteration):
             await waiting  # closing the hub ends a direct stream too
-
-
-@contextlib.asynccontextmanager
-async def connected_transport(high: int) -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]:
-    """A real asyncio transport on one end of a socket pair with small kernel buffers, and the
-    other end, which the test reads when it wants to (it is never read otherwise)."""
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    theirs.setblocking(False)
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
-    transport.set_write_buffer_limits(high=high)
-    try:
-        yield transport, theirs
-    finally:
-        transport.abort()
-        theirs.close()
-
-
-def read_all(sock: socket.socket) -> bytes:
-    data = b""
-    with contextlib.suppress(BlockingIOError):
-        while chunk_ := sock.recv(65536):
-            data += chunk_
-    return data
 
 
 @pytest.mark.parametrize("chunked", [False, True])
