@@ -19,6 +19,7 @@ import sys
 import time
 from collections import defaultdict
 
+from bench.fanout_stamped_clients import reset_on_close
 from services.core.limits import raise_open_files_limit
 
 # Connections being opened at once: the gateway's listen backlog is 128, and every client
@@ -107,6 +108,7 @@ async def main(host: str, port: int, path: str, count: int) -> None:
     print(json.dumps({"received": deliveries.received, "ended": deliveries.ended}), flush=True)
     for transport in opened:
         if isinstance(transport, asyncio.Transport):
+            reset_on_close(transport.get_extra_info("socket"))
             transport.close()
 
 
