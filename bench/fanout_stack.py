@@ -98,7 +98,7 @@ async def running_stack(log_path: Path) -> AsyncIterator[Stack]:
         await _delete_exchanges(connection, [e.name for e in exchanges.values()])
     finally:
         await connection.close()
-        await _drop_database(settings.database_url)
+        await drop_database(settings.database_url)
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +164,7 @@ async def _delete_exchanges(connection: AbstractRobustConnection, names: list[st
             await channel.exchange_delete(name)
 
 
-async def _drop_database(database_url: str) -> None:
+async def drop_database(database_url: str) -> None:
     base, name = database_url.rsplit("/", 1)
     conn = await asyncpg.connect(f"{base}/postgres")
     try:

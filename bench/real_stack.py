@@ -20,10 +20,9 @@ from pathlib import Path
 
 import aio_pika
 import aiohttp
-import asyncpg
 import grpc
 
-from bench.fanout_stack import bench_settings, free_address
+from bench.fanout_stack import bench_settings, drop_database, free_address
 from bench.process_cpu import children
 from services.core import broker, database
 from services.core.auth import TokenAuthority
@@ -91,7 +90,7 @@ async def real_stack(**changes: object) -> AsyncIterator[RealStack]:
                 _stop(processes)
         finally:
             s3.stop()
-            await _drop_database(settings.database_url)
+            await drop_database(settings.database_url)
             await _delete_namespace(settings)
 
 
@@ -196,15 +195,6 @@ def _broker_names() -> list[str]:
         )
         names += [line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()]
     return names
-
-
-async def _drop_database(database_url: str) -> None:
-    base, name = database_url.rsplit("/", 1)
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _command(pid: int) -> str:

@@ -24,7 +24,7 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from bench.fanout_stack import _drop_database, cpu_s, free_address
+from bench.fanout_stack import cpu_s, drop_database, free_address
 from services.core import broker, database
 from services.core.config import Settings
 from services.core.s3_server import EmbeddedS3Server
@@ -134,7 +134,7 @@ async def upload_stack(services: Sequence[Service]) -> AsyncIterator[UploadStack
             yield stack
     finally:
         s3.stop()
-        await _drop_database(settings.database_url)
+        await drop_database(settings.database_url)
         await _delete_broker_names(settings)
         shutil.rmtree(data_dir, ignore_errors=True)
 
