@@ -22,6 +22,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
+from bench.stack_cleanup import drop_database
 from services.core import broker, database
 from services.core.config import Settings
 from services.core.events import EventType, record_event
@@ -162,12 +163,3 @@ async def _delete_exchanges(connection: AbstractRobustConnection, names: list[st
     for name in names:
         with contextlib.suppress(aio_pika.exceptions.AMQPError):
             await channel.exchange_delete(name)
-
-
-async def drop_database(database_url: str) -> None:
-    base, name = database_url.rsplit("/", 1)
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

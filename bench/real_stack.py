@@ -18,13 +18,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import grpc
 
-from bench.fanout_stack import bench_settings, drop_database, free_address
+from bench.fanout_stack import bench_settings, free_address
 from bench.process_cpu import children
-from services.core import broker, database
+from bench.stack_cleanup import delete_namespace, drop_database
+from services.core import database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.s3_server import EmbeddedS3Server
@@ -91,7 +91,7 @@ async def real_stack(**changes: object) -> AsyncIterator[RealStack]:
         finally:
             s3.stop()
             await drop_database(settings.database_url)
-            await _delete_namespace(settings)
+            await delete_namespace(settings)
 
 
 def _settings(s3_endpoint: str, **changes: object) -> Settings:
@@ -166,35 +166,6 @@ async def _http_ok(url: str) -> None:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)
-
-
-async def _delete_namespace(settings: Settings) -> None:
-    """Every queue and exchange whose name starts with the run's namespace."""
-    names = [name for name in _broker_names() if name.startswith(settings.namespace + ".")]
-    connection = await broker.connect(settings.amqp_url, "thumbwire-bench-cleanup")
-    try:
-        for name in names:
-            for delete in ("queue_delete", "exchange_delete"):
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await getattr(channel, delete)(name)
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await channel.close()
-    finally:
-        await connection.close()
-
-
-def _broker_names() -> list[str]:
-    names = []
-    for kind in ("queues", "exchanges"):
-        listed = subprocess.run(
-            ["rabbitmqctl", "-q", f"list_{kind}", "name"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        names += [line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()]
-    return names
 
 
 def _command(pid: int) -> str:

@@ -20,12 +20,13 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import asyncpg
 
-from bench.fanout_stack import cpu_s, drop_database, free_address
-from services.core import broker, database
+from bench.fanout_stack import cpu_s, free_address
+from bench.process_cpu import children
+from bench.stack_cleanup import delete_namespace, drop_database
+from services.core import database
 from services.core.config import Settings
 from services.core.s3_server import EmbeddedS3Server
 from services.setup import prepare
@@ -80,10 +81,10 @@ class UploadStack:
         self._signal_children(name, signal.SIGCONT)
 
     def render_workers(self, name: str) -> int:
-        return len(_children(self.processes[name].pid))
+        return len(children(self.processes[name].pid))
 
     def _signal_children(self, name: str, sig: signal.Signals) -> None:
-        for child in _children(self.processes[name].pid):
+        for child in children(self.processes[name].pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
 
@@ -100,7 +101,7 @@ class UploadStack:
     def cpu_s(self, name: str) -> float:
         """CPU time so far of the process and of its children (the thumbnailer's workers)."""
         pid = self.processes[name].pid
-        return cpu_s(pid) + sum(_quiet_cpu_s(child) for child in _children(pid))
+        return cpu_s(pid) + sum(_quiet_cpu_s(child) for child in children(pid))
 
     async def photos(self, status: str) -> int:
         return await self.pool.fetchval(
@@ -135,7 +136,7 @@ async def upload_stack(services: Sequence[Service]) -> AsyncIterator[UploadStack
     finally:
         s3.stop()
         await drop_database(settings.database_url)
-        await _delete_broker_names(settings)
+        await delete_namespace(settings)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -198,35 +199,9 @@ async def _answers(health_url: str | None, grpc_address: str) -> bool:
         return False
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
 def _quiet_cpu_s(pid: int) -> float:
     """A child's CPU time, 0 if it has just exited."""
     try:
         return cpu_s(pid)
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-
-
-async def _delete_broker_names(settings: Settings) -> None:
-    """Every queue and exchange of the run's namespace (the notifier names its own queue)."""
-    connection = await broker.connect(settings.amqp_url, "thumbwire-bench-cleanup")
-    try:
-        for kind, delete in (("queues", "queue_delete"), ("exchanges", "exchange_delete")):
-            for name in _broker_names(kind, settings.namespace):
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await getattr(channel, delete)(name)
-    finally:
-        await connection.close()
-
-
-def _broker_names(kind: str, namespace: str) -> list[str]:
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False
-    )
-    names = [line.strip() for line in listed.stdout.splitlines()]
-    return [name for name in names if name.startswith(f"{namespace}.")]
