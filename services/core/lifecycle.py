@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -43,6 +44,9 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: a process that does not stop
+    # (or answer) can say where it is without being killed first.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         settings = Settings.from_env()
         setup_logging(service, settings.log_format)

@@ -51,10 +51,14 @@ class ServiceProcess:
         try:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
+            waited = time.monotonic() - started
+            self.process.send_signal(signal.SIGUSR1)  # its threads' stacks, into its output
+            time.sleep(1.0)
             self.process.kill()
             self.process.wait()
             raise AssertionError(
-                f"{self.name} did not exit within {time.monotonic() - started:.0f}s of SIGTERM"
+                f"{self.name} did not exit within {waited:.0f}s of SIGTERM; its last output,"
+                f" with every thread's stack:\n{self.output()[-6000:]}"
             ) from None
 
     def output(self) -> str:
