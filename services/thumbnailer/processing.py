@@ -28,6 +28,7 @@ from services.core.topology import retry_routing_key
 from services.thumbnailer import photo_state
 from services.thumbnailer.failures import EXPECTED_ERRORS, Failure, FailureKind, classify
 from services.thumbnailer.imaging import RenderedThumbnail, Rendition
+from services.thumbnailer.photo_locks import PhotoLocks
 from services.thumbnailer.stages import StageClock
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,13 @@ class ThumbnailProcessor:
         self._policy = policy or RetryPolicy()
         self._publisher = publisher
         self._on_rendered = on_rendered
+        self._photo_locks = PhotoLocks()
 
     async def process(self, job: ThumbnailJob, history: JobHistory | None = None) -> Outcome:
+        async with self._photo_locks.hold(job.photo_id):
+            return await self._attempt(job, history)
+
+    async def _attempt(self, job: ThumbnailJob, history: JobHistory | None) -> Outcome:
         history = history or JobHistory()
         attempt = history.attempt  # until the database has counted it
         clock = StageClock()

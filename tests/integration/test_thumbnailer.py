@@ -163,6 +163,22 @@ async def test_a_duplicate_job_for_a_complete_photo_is_dropped(
     assert len(ready) == 1
 
 
+async def test_two_deliveries_of_one_job_at_once_make_one_attempt(
+    pool: asyncpg.Pool, store: ObjectStore, renderer: RenderPool
+) -> None:
+    """A job delivered twice to one thumbnailer that takes more jobs than it has image
+    workers: the second waits for the first, then finds the photo done."""
+    photo = await seed_photo(pool, store, jpeg(300, 200))
+    processor = ThumbnailProcessor(pool, store, renderer)
+    job = ThumbnailJob(photo.workspace_id, photo.id)
+    outcomes = await asyncio.gather(processor.process(job), processor.process(job))
+    assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.DROPPED])
+    done = await fetch_photo(pool, photo.workspace_id, photo.id)
+    assert (done.thumbnail_status, done.thumbnail_attempts) == (ThumbnailStatus.COMPLETE, 1)
+    processing = [e for e in await photo_events(pool, photo) if e.type == EventType.PROCESSING]
+    assert len(processing) == 1
+
+
 async def test_a_message_that_is_no_job_is_rejected_and_consuming_goes_on(
     pool: asyncpg.Pool,
     store: ObjectStore,
