@@ -41,7 +41,14 @@ class Stack:
             started[name] = ServiceProcess(name, settings, self._log_dir)
             started[name].start()
         self.processes.update(started)
-        await wait_ready(self.settings, started)
+        try:
+            await wait_ready(self.settings, started)
+        except BaseException:
+            # A stack that never came up leaves nothing running behind the failed test.
+            for process in started.values():
+                with contextlib.suppress(AssertionError):
+                    process.terminate(10)
+            raise
 
     def kill(self, name: str) -> None:
         self.processes[name].kill()
