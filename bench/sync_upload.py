@@ -17,22 +17,18 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-from thumbwire.v1 import photos_pb2, photos_pb2_grpc
+from thumbwire.v1 import photos_pb2
 
-from services.core import broker, database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 from services.core.errors import Unavailable
-from services.core.grpc_server import GrpcServer
 from services.core.jobs import ThumbnailJob
-from services.core.lifecycle import background, run_service
-from services.core.outbox import OutboxRelay
+from services.core.lifecycle import run_service
 from services.core.photos import PhotoRecord, original_key
 from services.core.storage import ObjectStore
-from services.core.topology import Topology, declare_topology
 from services.thumbnailer.processing import Outcome, ThumbnailProcessor
 from services.thumbnailer.rendering import ImageLimits, RenderPool
-from services.upload.app import SERVICE_NAME
+from services.upload.app import photo_grpc_server, start_recording
 from services.upload.catalogue import Catalogue
 from services.upload.grpc_service import PhotoServicer
 from services.upload.metrics import UploadMetrics
@@ -94,25 +90,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """As services.upload.app.serve, less its readiness probe and /metrics server."""
     tokens = TokenAuthority.from_settings(settings)
     async with contextlib.AsyncExitStack() as resources:
-        pool = await database.create_pool(settings.database_url, application_name="bench-sync")
-        resources.push_async_callback(pool.close)
-        connection = await broker.connect(settings.amqp_url, "bench-sync")
-        resources.push_async_callback(connection.close)
-        channel = await connection.channel(on_return_raises=True)
-        exchanges = await declare_topology(channel, Topology.from_settings(settings))
-        relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
-        background(resources, relay.run(), "outbox-relay")
+        pool, _connection = await start_recording(settings, resources, "bench-sync")
         renders = RenderPool(settings.concurrency, ImageLimits.from_settings(settings))
         resources.push_async_callback(renders.close)
         limits = UploadLimits(settings.max_upload_bytes, settings.max_pixels)
         service = SyncPhotoService(pool, ObjectStore.from_settings(settings), limits, renders)
         servicer = PhotoServicer(service, settings.public_base_url, UploadMetrics())
-        server = GrpcServer(
-            settings.upload_addr,
-            [lambda s: photos_pb2_grpc.add_PhotoServiceServicer_to_server(servicer, s)],
-            [SERVICE_NAME],
-            tokens,
-        )
+        server = photo_grpc_server(settings, tokens, servicer)
         await server.start()
         resources.push_async_callback(server.stop, 5.0)
         await stop.wait()

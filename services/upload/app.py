@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
 from thumbwire.v1 import photos_pb2, photos_pb2_grpc
 
 from services.core import broker, database
@@ -35,16 +37,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as resources:
         # Closed in the reverse order: the server drains while the relay, the pool and the
         # broker connection are still there.
-        pool = await database.create_pool(
-            settings.database_url, application_name="thumbwire-upload"
-        )
-        resources.push_async_callback(pool.close)
-        connection = await broker.connect(settings.amqp_url, "thumbwire-upload")
-        resources.push_async_callback(connection.close)
-        channel = await connection.channel(on_return_raises=True)
-        exchanges = await declare_topology(channel, Topology.from_settings(settings))
-        relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
-        background(resources, relay.run(), "outbox-relay")
+        pool, connection = await start_recording(settings, resources, "thumbwire-upload")
 
         metrics = UploadMetrics()
         metrics_server = await start_metrics_server(metrics.registry, settings.upload_metrics_addr)
@@ -59,7 +52,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             ObjectStore.from_settings(settings),
             UploadLimits(settings.max_upload_bytes, settings.max_pixels),
         )
-        server = _grpc_server(
+        server = photo_grpc_server(
             settings, tokens, PhotoServicer(service, settings.public_base_url, metrics), readiness
         )
         await server.start()
@@ -75,8 +68,27 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("stopping: draining calls for up to %.0fs", STOP_GRACE_S)
 
 
-def _grpc_server(
-    settings: Settings, tokens: TokenAuthority, servicer: PhotoServicer, readiness: Readiness
+async def start_recording(
+    settings: Settings, resources: contextlib.AsyncExitStack, name: str
+) -> tuple[asyncpg.Pool, AbstractRobustConnection]:
+    """The database pool and broker connection that PhotoService records through, and the
+    outbox relay that publishes what it records; `resources` closes them in reverse order."""
+    pool = await database.create_pool(settings.database_url, application_name=name)
+    resources.push_async_callback(pool.close)
+    connection = await broker.connect(settings.amqp_url, name)
+    resources.push_async_callback(connection.close)
+    channel = await connection.channel(on_return_raises=True)
+    exchanges = await declare_topology(channel, Topology.from_settings(settings))
+    relay = OutboxRelay(pool, exchanges, settings.outbox_poll_interval_s)
+    background(resources, relay.run(), "outbox-relay")
+    return pool, connection
+
+
+def photo_grpc_server(
+    settings: Settings,
+    tokens: TokenAuthority,
+    servicer: PhotoServicer,
+    readiness: Readiness | None = None,
 ) -> GrpcServer:
     return GrpcServer(
         settings.upload_addr,
