@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from services.core.config import Settings
+from services.core.storage import ObjectStore
 from tests.conftest import RUN_ID
 from tests.support.pg_cluster import PrivatePostgres
 from tests.support.rabbit_node import PrivateRabbitNode
+from tests.support.stack import own_settings
 
 
 def _world_readable_dir(prefix: str) -> Path:
@@ -38,3 +42,16 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     yield server
     server.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def on_rabbit(
+    settings: Settings, rabbit: PrivateRabbitNode, pool: asyncpg.Pool, store: ObjectStore
+) -> Callable[[str], Settings]:
+    """Settings for one more stack of processes on the test's own broker node, one image at a
+    time, on the run's database and bucket (which `pool` and `store` make)."""
+
+    def settings_for(suffix: str) -> Settings:
+        return own_settings(settings, suffix, amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+
+    return settings_for

@@ -5,7 +5,7 @@ photo is lost or left unfinished."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -27,15 +27,9 @@ PENDING = photos_pb2.THUMBNAIL_STATUS_PENDING
 
 
 @pytest.fixture
-async def stack(
-    settings: Settings,
-    rabbit: PrivateRabbitNode,
-    pool: asyncpg.Pool,
-    store: ObjectStore,
-    tmp_path: Path,
-) -> AsyncIterator[Stack]:
+async def stack(on_rabbit: Callable[[str], Settings], tmp_path: Path) -> AsyncIterator[Stack]:
     """The three services on the test's own broker node, one image at a time."""
-    own = own_settings(settings, "faults", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    own = on_rabbit("faults")
     running = Stack(own, tmp_path)
     await running.start()
     yield running
@@ -154,13 +148,9 @@ async def _ready_events_per_photo(pool: asyncpg.Pool, ws: str) -> dict[str, int]
 
 
 async def test_sigterm_drains_every_service_within_30_seconds(
-    settings: Settings,
-    rabbit: PrivateRabbitNode,
-    pool: asyncpg.Pool,
-    store: ObjectStore,
-    tmp_path: Path,
+    on_rabbit: Callable[[str], Settings], pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    own = own_settings(settings, "drain", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    own = on_rabbit("drain")
     stack = Stack(own, tmp_path)
     await stack.start()
     client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))

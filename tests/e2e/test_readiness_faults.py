@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -70,15 +71,9 @@ async def health_of(settings: Settings) -> tuple[int | None, int | None, int, in
 
 
 async def test_health_follows_the_broker_and_work_goes_on_once_it_says_serving(
-    settings: Settings,
-    rabbit: PrivateRabbitNode,
-    pool: asyncpg.Pool,
-    store: ObjectStore,
-    tmp_path: Path,
+    on_rabbit: Callable[[str], Settings], rabbit: PrivateRabbitNode, tmp_path: Path
 ) -> None:
-    own = own_settings(
-        settings, "ready-broker", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1
-    )
+    own = on_rabbit("ready-broker")
     async with running_stack(own, tmp_path) as stack:
         await until(lambda: health_of(stack.settings), READY)
 
@@ -100,16 +95,12 @@ async def test_health_follows_the_broker_and_work_goes_on_once_it_says_serving(
 
 
 async def test_every_service_stops_promptly_while_the_broker_is_down(
-    settings: Settings,
-    rabbit: PrivateRabbitNode,
-    pool: asyncpg.Pool,
-    store: ObjectStore,
-    tmp_path: Path,
+    on_rabbit: Callable[[str], Settings], rabbit: PrivateRabbitNode, tmp_path: Path
 ) -> None:
     """Draining must not wait for a broker that is not there: a stopping consumer's cancel
     used to wait for the connection to return, so a thumbnailer or notifier stopped during an
     outage never exited."""
-    own = own_settings(settings, "ready-stop", amqp_url=rabbit.amqp_url, thumbnailer_concurrency=1)
+    own = on_rabbit("ready-stop")
     stack = Stack(own, tmp_path)
     await stack.start()
     await until(lambda: health_of(stack.settings), READY)
