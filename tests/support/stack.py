@@ -45,9 +45,8 @@ class Stack:
             await wait_ready(self.settings, started)
         except BaseException:
             # A stack that never came up leaves nothing running behind the failed test.
-            for process in started.values():
-                with contextlib.suppress(AssertionError):
-                    process.terminate(10)
+            with contextlib.suppress(AssertionError):
+                stop_all(started)
             raise
 
     def kill(self, name: str) -> None:
@@ -57,16 +56,7 @@ class Stack:
         """SIGTERM to each service; their exit codes. Each must exit within 30 s: one that does
         not is killed, and an AssertionError names it once the others are stopped too (they
         would otherwise outlive the test)."""
-        codes: dict[str, int] = {}
-        late: list[str] = []
-        for name, process in self.processes.items():
-            try:
-                codes[name] = process.terminate(30)
-            except AssertionError as exc:
-                late.append(str(exc))
-        if late:
-            raise AssertionError("; ".join(late))
-        return codes
+        return stop_all(self.processes)
 
     def alive(self) -> dict[str, bool]:
         return {name: p.process.poll() is None for name, p in self.processes.items()}
@@ -76,6 +66,21 @@ class Stack:
             f"--- {name}\n{process.output()[-tail_chars:]}"
             for name, process in self.processes.items()
         )
+
+
+def stop_all(processes: dict[str, ServiceProcess]) -> dict[str, int]:
+    """SIGTERM to each; their exit codes. One that does not exit within 30 s is killed, and an
+    AssertionError names it once all the others are stopped too."""
+    codes: dict[str, int] = {}
+    late: list[str] = []
+    for name, process in processes.items():
+        try:
+            codes[name] = process.terminate(30)
+        except AssertionError as exc:
+            late.append(str(exc))
+    if late:
+        raise AssertionError("; ".join(late))
+    return codes
 
 
 def own_settings(settings: Settings, suffix: str, **changes: object) -> Settings:
