@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from bench.fanout_client_processes import LIVE, STAMPED, ClientProcesses, Deliveries
 from bench.fanout_stack import WORKSPACE, Stack, cpu_s, rss_kb, running_stack
+from bench.stats import percentile
 from services.core.auth import TokenAuthority
 from services.core.grpc_bearer import bearer_channel
 from services.core.limits import raise_open_files_limit
@@ -144,16 +144,6 @@ def start_clients(kind: str, stack: Stack, count: int, processes: int) -> Client
     host, port = stack.settings.gateway_addr.rsplit(":", 1)
     path = f"/v1/workspaces/{WORKSPACE}/events?access_token={token}"
     return ClientProcesses(kind, host, port, path, count, processes)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-        if len(values) > 1
-        else values[0]
-    )
 
 
 def run() -> list[str]:

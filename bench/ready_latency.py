@@ -29,6 +29,7 @@ from bench.photos import originals
 from bench.real_stack import WORKSPACE, real_stack
 from bench.stack_client import StackClient
 from bench.stage_log import stage_timings
+from bench.stats import percentile
 
 PHOTOS = 40
 WARM_UP = 3
@@ -110,19 +111,10 @@ async def _uploaded_times(database_url: str) -> dict[str, float]:
     return {str(row["photo_id"]): row["at"] for row in rows}
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile by linear interpolation (statistics.quantiles' "inclusive")."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _row(name: str, seconds: list[float], total_mean_ms: float | None = None) -> str:
     ms = [s * 1000 for s in seconds]
     mean = statistics.fmean(ms)
-    cells = [f"{percentile(ms, 0.5):.1f}", f"{percentile(ms, 0.99):.1f}", f"{mean:.1f}"]
+    cells = [f"{percentile(ms, 50):.1f}", f"{percentile(ms, 99):.1f}", f"{mean:.1f}"]
     if total_mean_ms:
         cells.append(f"{mean / total_mean_ms:.0%}")
     return f"| {name} | {' | '.join(cells)} |"

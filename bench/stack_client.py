@@ -48,13 +48,7 @@ class StackClient:
 
     async def upload(self, data: bytes) -> Upload:
         started = time.time()
-        metadata = photos_pb2.UploadMetadata(
-            workspace_id=self._workspace,
-            item_id="item-1",
-            filename="photo.jpg",
-            idempotency_key=uuid.uuid4().hex,
-        )
-        photo = await self._photos.UploadPhoto(_requests(data, metadata))
+        photo = await self._photos.UploadPhoto(upload_requests(self._workspace, data))
         return Upload(photo.id, started, time.time())
 
     async def ready(self, photo_id: str, timeout_s: float = 120.0) -> float:
@@ -83,9 +77,17 @@ class StackClient:
                 future.set_result(at)
 
 
-async def _requests(
-    data: bytes, metadata: photos_pb2.UploadMetadata
+async def upload_requests(
+    workspace: str, data: bytes, item_id: str = "item-1", chunk_bytes: int = CHUNK_BYTES
 ) -> AsyncIterator[photos_pb2.UploadPhotoRequest]:
-    yield photos_pb2.UploadPhotoRequest(metadata=metadata)
-    for start in range(0, len(data), CHUNK_BYTES):
-        yield photos_pb2.UploadPhotoRequest(chunk=data[start : start + CHUNK_BYTES])
+    """UploadPhoto's stream for `data`: its metadata (a fresh idempotency key), then chunks."""
+    yield photos_pb2.UploadPhotoRequest(
+        metadata=photos_pb2.UploadMetadata(
+            workspace_id=workspace,
+            item_id=item_id,
+            filename="photo.jpg",
+            idempotency_key=uuid.uuid4().hex,
+        )
+    )
+    for start in range(0, len(data), chunk_bytes):
+        yield photos_pb2.UploadPhotoRequest(chunk=data[start : start + chunk_bytes])

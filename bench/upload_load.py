@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from thumbwire.v1 import photos_pb2, photos_pb2_grpc
+from thumbwire.v1 import photos_pb2_grpc
 
+from bench.stack_client import upload_requests
 from services.cli.upload import CHUNK_BYTES
 from services.core.grpc_bearer import bearer_channel
 
@@ -56,18 +55,5 @@ async def _client(
         await channel.channel_ready()  # connecting is not part of an upload's time
         for _ in range(uploads):
             started = time.perf_counter()
-            await stub.UploadPhoto(_requests(workspace, data))
+            await stub.UploadPhoto(upload_requests(workspace, data, "bench-item", CHUNK_BYTES))
             samples.append((time.perf_counter() - started) * 1000)
-
-
-async def _requests(workspace: str, data: bytes) -> AsyncIterator[photos_pb2.UploadPhotoRequest]:
-    yield photos_pb2.UploadPhotoRequest(
-        metadata=photos_pb2.UploadMetadata(
-            workspace_id=workspace,
-            item_id="bench-item",
-            filename="photo.jpg",
-            idempotency_key=uuid.uuid4().hex,
-        )
-    )
-    for start in range(0, len(data), CHUNK_BYTES):
-        yield photos_pb2.UploadPhotoRequest(chunk=data[start : start + CHUNK_BYTES])
