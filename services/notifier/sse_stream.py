@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # SO_LINGER on, timeout 0: close() resets the connection and frees its send buffer at once,
 # instead of leaving the kernel to push it to a peer that reads nothing.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+_write = os.write
 
 
 class ClientStalled(ConnectionAbortedError):
@@ -77,10 +78,32 @@ def chunk(data: bytes) -> bytes:
 
 class DirectFrames:
     """A stream's DirectWriter (stream.replay_then_live): writes each event's frame (made once
-    for all streams), or a heartbeat comment, to the socket when the transport has nothing
-    buffered, else behind the buffer with the transport's `write`; refuses an item that would
-    take the transport's buffer to its high-water mark or that finds the connection closing.
-    Events not newer than `last_id` are dropped, as the stream does."""
+    for all streams), or a heartbeat comment, to the connection from the hub's loop; refuses an
+    item that would take the transport's buffer to its high-water mark or that finds the
+    connection closed. Events not newer than `last_id` are dropped, as the stream does.
+
+    While the transport holds none of its bytes, a frame goes straight to the socket, checked
+    by nothing but the socket's own descriptor: once the transport closes the socket, that reads
+    -1, so a descriptor number the kernel has given to a newer connection is never written to.
+    Whether the transport's buffer is empty is known without asking it (reading the transport's
+    state for each of 10,000 streams cost as much as the send() itself): nothing else writes to
+    the connection while a sink is direct (the stream's task is waiting for its queue), so only
+    this sink's own partial write fills the buffer, and a refusal (after which the task writes
+    again) makes the next item ask."""
+
+    __slots__ = (
+        "_behind",
+        "_delivered",
+        "_encode",
+        "_encodings",
+        "_heartbeat",
+        "_high",
+        "_kind",
+        "_latest",
+        "_socket",
+        "_transport",
+        "last_id",
+    )
 
     def __init__(
         self,
@@ -93,6 +116,7 @@ class DirectFrames:
         self.last_id = 0
         self._delivered = delivered or Tally()
         self._transport = transport
+        self._socket = transport.get_extra_info("socket")
         self._encodings = encodings
         encode = frame_encoder(base_url)
         heartbeat = sse.comment_frame("heartbeat")
@@ -106,7 +130,9 @@ class DirectFrames:
             self._heartbeat = heartbeat
         self._latest = encodings.latest(self._kind)
         _low, self._high = transport.get_write_buffer_limits()
-        self._fd = transport.get_extra_info("socket").fileno()
+        # Whether the transport may hold bytes: at first, and after a refusal, the stream's
+        # task has written through it.
+        self._behind = True
 
     @classmethod
     def for_response(
@@ -132,44 +158,54 @@ class DirectFrames:
     def __call__(self, item: EventRecord | Heartbeat) -> bool:
         if item is HEARTBEAT:
             frame = self._heartbeat
-        elif item.id <= self.last_id:
+        elif item.id <= self.last_id:  # type: ignore[union-attr]
             return True  # replayed already
         else:
             latest = self._latest  # the same event for every stream of the fan-out
             if latest.event is not item:
-                latest.encoded = self._encodings.get(item, self._kind, self._encode)
-                latest.event = item
+                latest.encoded = self._encodings.get(item, self._kind, self._encode)  # type: ignore[arg-type]
+                latest.event = item  # type: ignore[assignment]
             frame = latest.encoded
-        transport = self._transport
-        if transport.is_closing():
-            return False
-        buffered = transport.get_write_buffer_size()
-        if not buffered:
-            self._send(frame)
-        elif buffered + len(frame) < self._high:
-            transport.write(frame)  # behind what is buffered, in order
-        else:
+        if not (self._send(frame) if self._behind else self._send_now(frame)):
+            self._behind = True  # the stream's task writes next
             return False
         if item is not HEARTBEAT:
             self.last_id = item.id  # type: ignore[union-attr]
             self._delivered.count += 1
         return True
 
-    def _send(self, frame: bytes) -> None:
+    def _send_now(self, frame: bytes) -> bool:
         """Writes to the socket itself, as the transport's own write would first try to, but
-        without its checks and calls, which were a third of a delivery's cost. Safe because the
-        transport's buffer is empty (so nothing it holds goes after this) and it is not closing
-        (so the descriptor is still its socket). Whatever the socket does not take, and any
-        error, goes to the transport, which buffers the rest or handles the error as ever."""
+        without its checks; the transport holds nothing, so nothing it holds goes after this.
+        What the socket does not take goes to the transport, which sends it when it can."""
+        fd = self._socket.fileno()
+        if fd < 0:
+            return False  # closed: the stream's task meets that and ends
         try:
-            sent = os.write(self._fd, frame)
+            sent = _write(fd, frame)
         except BlockingIOError:
             sent = 0
         except OSError:
             self._transport.write(frame)  # it meets the same error and closes the connection
-            return
+            return True
         if sent < len(frame):
             self._transport.write(frame[sent:])
+            self._behind = True
+        return True
+
+    def _send(self, frame: bytes) -> bool:
+        """Asks the transport: behind what it holds, straight to the socket once it is empty."""
+        transport = self._transport
+        if transport.is_closing():
+            return False
+        buffered = transport.get_write_buffer_size()
+        if not buffered:
+            self._behind = False
+            return self._send_now(frame)
+        if buffered + len(frame) >= self._high:
+            return False
+        transport.write(frame)  # behind what is buffered, in order
+        return True
 
 
 async def write_bounded(

@@ -4,6 +4,7 @@ writes of caught-up SSE streams."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from datetime import UTC, datetime
 
@@ -189,3 +190,25 @@ async def test_direct_frames_write_what_fits_and_refuse_the_rest(chunked: bool) 
 
         transport.close()
         assert not frames(event(refused)) and not frames(HEARTBEAT)  # closing: refused
+
+
+async def test_direct_frames_never_write_to_a_closed_connections_descriptor() -> None:
+    """A stream's sink outlives its connection for a moment (the handler ends a few loop turns
+    after the connection is lost); the kernel may by then have given the descriptor's number to
+    a new connection, which must get nothing."""
+    async with connected_transport(high=64 * 1024) as (transport, peer):
+        frames = DirectFrames(transport, EventEncodings(), "http://x", chunked=False)
+        assert frames(event(1)) and read_all(peer)  # caught up: straight to the socket
+        number = transport.get_extra_info("socket").fileno()
+        transport.close()
+        await asyncio.sleep(0)  # the transport closes its socket
+        newcomer, other_end = socket.socketpair()
+        with newcomer, other_end:
+            if newcomer.fileno() != number:  # the usual case: the lowest free number
+                newcomer, other_end = other_end, newcomer
+            assert number in (newcomer.fileno(), other_end.fileno())
+            other_end.setblocking(False)
+            newcomer.setblocking(False)
+            assert not frames(event(2)) and not frames(HEARTBEAT)  # closed: refused
+            assert read_all(other_end) == b"" and read_all(newcomer) == b""
+            assert frames.last_id == 1
