@@ -28,11 +28,45 @@ from bench.stack_client import StackClient
 from bench.stage_log import stage_timings
 from bench.throughput import KernelRun, kernel_run
 
-# What the drain measured before the thumbnailer took two jobs per image worker (commit
-# 0c20885), with py-spy's view of it: kept as measured, since the old code no longer runs.
+# What the drain measured before each fix, with the profiles that led to it: kept as measured,
+# since the old code no longer runs. Newest first.
 BEFORE = [
-    "Before the fix (2026-12-02, 04:00 and 04:07 UTC, same benchmark under the CPU lock, load"
-    " average 6.4-7.6 from other work): prefetch equal to the image workers, one job each."
+    "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
+    " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"
+    " 0.57-0.66), implied by CPU time 0.67; image workers busy 74-79%. CPU ms per photo in"
+    " the last round: rclone 18.3, thumbnailer 14.8, PostgreSQL 3.5, upload 2.9, notifier"
+    " 2.7, image workers 78.1, in all 120.4, against the kernel's 79.0; the job's fetch 24.1"
+    " ms. What the profiles showed:",
+    "",
+    "- rclone serve s3 (a Go CPU profile from its `--rc` server's /debug/pprof): crypto/md5"
+    " 77% of a PUT's samples and 60% of a GET's. With its defaults it hashes every byte it"
+    " moves: MD5 of the object for the ETag on every GET (a real S3 or MinIO keeps the ETag"
+    " it made at PUT), MD5 again in the local backend as it writes, and MD5 of each read to"
+    " check it. services/core/s3_server.py now starts it with `--etag-hash ''"
+    " --local-hashes none --no-checksum`; nothing in thumbwire reads an S3 ETag, and"
+    " multipart uploads still complete. rclone's CPU per request on a 3.5 MB object"
+    " (30 requests each, twice): GET 13 -> 2 ms, PUT 20 -> 10 ms (what is left of a PUT is"
+    " gofakes3's own MD5 for the ETag it answers with). In this benchmark: rclone 18.3 ->"
+    " 5.2-6.9 ms per photo, fetch 24.1 -> 8.8-11.0 ms.",
+    "- The image workers (py-spy, `python -m bench.profile_drain`) spent 11% of their samples"
+    " in frames.read, waiting for the original: through a 64 KiB pipe 3.5 MB crossed in 55"
+    " turns of the thumbnailer's event loop. The worker now grows its pipes to 1 MiB"
+    " (services/thumbnailer/worker.py). A call to a worker that does nothing with 3.5 MB:"
+    " 5.8 -> 1.8 ms, the caller's CPU 3.5 -> 1.6 ms. Image workers busy 74-79% -> 89-90%.",
+    "",
+    "With both (2026-12-02 07:04 UTC, load average 0.2-1.2): pipeline / kernel 0.72 (rounds"
+    " 0.71-0.74), implied by CPU time 0.74; with the S3 change alone (06:51 UTC, rounds"
+    " disturbed by other work on the machine): implied by CPU time 0.77. Still short of 0.85:"
+    " the pipeline adds about 30 ms of CPU per photo to the image workers' 80, spread over"
+    " the thumbnailer's main process (about 14 ms: its S3 GET and three PUTs through minio"
+    " and urllib3, two transactions through asyncpg, the job and its ack through aio-pika,"
+    " the pipe; py-spy with --gil shows no part of thumbwire's own code above 5% of it),"
+    " rclone (about 6), PostgreSQL (about 4), and the outbox relays and the notifier (about"
+    " 5). 0.85 needs that under about 16 ms.",
+    "",
+    "Before the two-jobs-per-worker fix (2026-12-02, 04:00 and 04:07 UTC, same benchmark under"
+    " the CPU lock, load average 6.4-7.6 from other work): prefetch equal to the image"
+    " workers, one job each."
     " Pipeline / kernel 0.65 and 0.69 (median of 3 rounds each; rounds ranged 0.55-1.17 with"
     " the load); **image workers busy 68-73%**. Each job spent claim 11.7, fetch 30.6, store"
     " 16.5 and commit 14.0 ms (means, last round) outside its render, and its worker had"

@@ -3,26 +3,32 @@ them, with the figures measured before the changes (the table above the findings
 after them). Profiles: `python -m bench.upload_profile idle|saturated|sync` (py-spy on the
 server, and the CPU time of every process of the stack); the waits, which a sampling profiler
 does not show, were timed with timers around each step of an upload, added for the
-measurement and not kept. All on 2026-12-02 under the CPU lock, with other work on the machine
-(load average 5 to 10)."""
+measurement and not kept. All on 2026-12-02 under the CPU lock: the first ones with other work on
+the machine (load average 5 to 10), those of the S3 server change on a quieter one."""
 
 from __future__ import annotations
 
 FINDINGS = [
-    "What limits it (measured on 2026-12-02 with other work on the machine, load average 5"
-    " to 10; `python -m bench.upload_profile idle|saturated|sync` runs a phase with py-spy"
-    " sampling the server at 200 Hz and prints each process's CPU time per upload):",
+    "What limits it (measured on 2026-12-02 under the CPU lock: the first profiles with other"
+    " work on the machine, load average 5 to 10, the later ones at 07:05-07:07 UTC with load"
+    " average under 2; `python -m bench.upload_profile idle|saturated|sync` runs a phase with"
+    " py-spy sampling the server at 200 Hz and prints each process's CPU time per upload):",
     "",
     "- CPU. Eight clients that send their next upload as soon as one is answered keep both"
-    " cores busy, so an upload's latency is mostly its wait for a share of them. An"
-    " asynchronous upload costs about 52 ms of CPU in the stack's processes: rclone serve"
-    " s3 storing the original 22.5 ms, the upload service 20 ms, the clients 5.6 ms, an"
-    " outbox relay 2.4 ms, the notifier 1.2 ms (PostgreSQL and RabbitMQ come on top; the"
-    " machine as a whole was busy 108 ms per upload, the rest being other work). The upload"
-    " service's samples: the minio client's put 23% (its SHA-256 of the body, signed over"
-    " plain HTTP, 9%; sending 5%), receiving the gRPC chunks 11%, writes to the PostgreSQL"
-    " and RabbitMQ sockets 11%, spooling the received bytes (a temporary file past 1 MiB)"
-    " 9%, the event loop's epoll 17%; no frame of thumbwire's own code above 1%.",
+    " cores busy, so an upload's latency is mostly its wait for a share of them. Profiled"
+    " idle at 07:07 UTC, load average under 2, the machine was busy 43.4 ms per"
+    " asynchronous upload (60.1 before the S3 server change below): rclone serve s3"
+    " storing the original 12.5 ms (21.9), the upload service 15.0 (17.4), the clients 4.5"
+    " (4.5), the notifier and the idle thumbnailers about 1 each; PostgreSQL and RabbitMQ"
+    " the rest. (The first profile, at load average 5 to 10: 52 ms in the stack's processes,"
+    " rclone 22.5, the upload service 20, the clients 5.6, an outbox relay 2.4.) The upload"
+    " service's samples: the minio client's SHA-256 of the body, signed over plain HTTP,"
+    " 16-21%; receiving the gRPC chunks 9-12%; writes to the PostgreSQL and RabbitMQ sockets"
+    " 8-10%; spooling the received bytes (a temporary file past 1 MiB) 14-17%, though"
+    " holding uploads up to 8 MiB in memory instead did not lower the service's CPU (15.0"
+    " -> 14.8 ms per upload), so it was not kept; the event loop's epoll 5-9%; no frame of"
+    " thumbwire's own code above 1%. rclone's PUT is now mostly gofakes3's MD5 of the body"
+    " (the ETag it answers with) and the write syscalls.",
     "- The workspace's event lock (a wait, found by timing each step of the upload's"
     " transaction). Every event write takes a per-workspace advisory lock held until its"
     " commit, so that event ids follow commit order; all uploads and thumbnails of a"
@@ -37,10 +43,14 @@ FINDINGS = [
     " these: 3 ms idle, 35 ms saturated (p90 97 ms).",
     "- Sync against async: a synchronous upload costs about 200 ms of CPU (the render"
     " workers and the server 156 ms, rclone 28 ms for the original and the three"
-    " thumbnails), so on a machine whose cores are all busy the ratio of the p50s stays near"
-    " the ratio of the CPU costs, about 4x. 5x needs the asynchronous upload under about"
-    " 37 ms of CPU; its largest part is the embedded S3 server, a stand-in that a"
-    " deployment runs on other machines.",
+    " thumbnails; first profile), so on a machine whose cores are all busy the ratio of the"
+    " p50s stays near the ratio of the CPU costs, about 4x. The S3 server change below"
+    " took about 17 ms of CPU from each asynchronous upload, and about as much from each"
+    " synchronous one (the same PUT of the original, which it does not read back):"
+    " both got faster, and their ratio stayed where it was (3.5x and 3.7x before, 3.4x and"
+    " 3.8x after, in two pairs of runs). 5x needs the asynchronous upload's CPU cut by a"
+    " third again without the synchronous one's; what is left is the gRPC stream, the"
+    " minio put (its SHA-256 about 2 ms), the transaction, and rclone's own PUT.",
     "- Saturated against idle (profiled: p50 526 ms against 376 ms idle, the machine busy"
     " 151 ms per upload against 108, the thumbnailer 22 ms of it): the thumbnailer takes CPU"
     " (its render workers, and its reads and writes through the same rclone, PostgreSQL and"
@@ -49,10 +59,28 @@ FINDINGS = [
     " same thumbnailer with 0), so they yield the CPU to the upload path; the shared servers"
     " do not: the S3 server and the database serve both at one priority, and the workers"
     " still take the cycles that the upload path leaves between its requests, with the"
-    " caches and memory bandwidth that go with them.",
+    " caches and memory bandwidth that go with them. Tried and not kept: the render workers"
+    " under SCHED_IDLE instead of nice 10 (a run on 2026-12-02 07:27 UTC, load average"
+    " 1.4-1.8): saturated against idle 1.28x at p50 (idle 136 ms, saturated 175), but the"
+    " thumbnailer made 28 photos' thumbnails in the saturated batches instead of 49-63, and"
+    " a SCHED_IDLE worker gets almost nothing while any other process wants the core, so a"
+    " steady upload load would starve thumbnails: a choice of policy, not a fix.",
     "",
     "Changed, and the figures before:",
     "",
+    "- services/core/s3_server.py: rclone serve s3 no longer hashes the objects it moves"
+    " (`--etag-hash '' --local-hashes none --no-checksum`; docs/benchmarks.md, \"Pipeline"
+    " throughput\", has the profile): rclone's CPU per upload 21.9 -> 12.5 ms, the"
+    " machine's 60.1 -> 43.4 ms (`bench.upload_profile idle`, 07:05 and 07:07 UTC). In this"
+    " section's benchmark, two pairs of runs with and without it, back to back on"
+    " 2026-12-02 (07:12/07:14 and 07:19/07:21 UTC, load average 1.7-4.2): idle p50 166 and"
+    " 137 ms against 164 and 156, at 44.7 and 52.2 uploads/s against 41.2 and 44.9;"
+    " saturated p50 253 and 197 against 269 and 261; saturated against idle at p50 1.52x"
+    " and 1.44x against 1.64x and 1.67x. The thumbnailer's S3 GET, the largest thing it"
+    " took from the upload path's servers, costs a sixth of what it did.",
+    "- services/thumbnailer/worker.py: the image workers' pipes at 1 MiB (the same"
+    " section): each original crosses in a few writes instead of 55, less of the"
+    " thumbnailer's CPU (included in the runs above).",
     "- services/core/storage.py: S3 calls run in a thread pool of the object store's own, as"
     " large as its connection pool, no longer in the event loop's default executor (6"
     " threads on 2 cores), where eight concurrent uploads queued for a thread and the"
@@ -63,7 +91,7 @@ FINDINGS = [
     "- services/upload/catalogue.py, services/core/outbox.py, services/core/events.py: the"
     " event lock held over two round trips instead of six, as above. The upload's wait for"
     " the lock shrank, but the ratios did not follow: in the run of 2026-12-02 04:39 UTC"
-    " (the table above, after every change, load average about 3), saturated against idle"
+    " (after every change then, load average about 3), saturated against idle"
     " is 1.55x at p50, as before (1.57x, load average about 5.7). With the thumbnailer busy,"
     " the upload path waits for the CPU instead.",
     "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. Measured"

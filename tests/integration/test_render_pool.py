@@ -4,6 +4,7 @@ images side by side on several workers, without blocking the event loop."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from services.core.imageinfo import ImageRejected
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.rejections import MemoryLimitExceeded, TimeLimitExceeded, TooManyBytes
 from services.thumbnailer.rendering import ImageLimits, RenderPool
+from services.thumbnailer.worker import PIPE_BYTES
 from tests.support.corpus import bilevel_png
 from tests.support.images import jpeg
 from tests.support.worker_tasks import PAUSE, STAND_IN, hang_noting_pid_in
@@ -144,5 +146,24 @@ async def test_workers_run_at_a_lower_cpu_priority_than_the_thumbnailer() -> Non
         await pool.render(jpeg(64, 48))  # a pool starts its workers when first needed
         [pid] = pool.worker_pids()
         assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    finally:
+        await pool.close()
+
+
+@pytest.mark.skipif(
+    int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES,
+    reason="this system caps pipes below PIPE_BYTES",
+)
+async def test_workers_read_their_images_through_a_widened_pipe() -> None:
+    """An original of a few MB crosses in a few writes, not one per 64 KiB (worker.py)."""
+    pool = RenderPool(1, ImageLimits())
+    try:
+        await pool.render(jpeg(64, 48))
+        [pid] = pool.worker_pids()
+        fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        finally:
+            os.close(fd)
     finally:
         await pool.close()
