@@ -14,13 +14,12 @@ import os
 import random
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bench.stats import percentile
-from services.core.events import EventRecord, EventType
+from services.core.events import EventRecord
+from services.core.retention import stream_reset
 from services.notifier.hub import Hub
 from services.notifier.sse_stream import DirectFrames
 
@@ -98,16 +97,8 @@ def write_all(fds: list[int], frame: bytes) -> None:
 
 
 def event(event_id: int) -> EventRecord:
-    return EventRecord(
-        id=event_id,
-        type=EventType.UPLOADED,
-        workspace_id=WORKSPACE,
-        photo_id=uuid.uuid4(),
-        item_id="item",
-        photo=None,
-        error="",
-        occurred_at=datetime.now(UTC),
-    )
+    """An event of the workspace; its kind does not matter to the writes timed here."""
+    return stream_reset(WORKSPACE, event_id)
 
 
 @contextlib.contextmanager
