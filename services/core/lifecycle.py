@@ -42,10 +42,17 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # The loop's handler for the tasks, behind faulthandler's for the threads. In this
+        # order: unregistering restores the handler from before faulthandler's first one, and
+        # registering again chains to the one in place (the loop's).
+        faulthandler.unregister(signal.SIGUSR1)
+        loop.add_signal_handler(signal.SIGUSR1, log_task_stacks)
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
         await serve(settings, stop)
 
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: a process that does not stop
-    # (or answer) can say where it is without being killed first.
+    # `kill -USR1 <pid>` prints every thread's stack to stderr, and once the event loop is
+    # running, every task's too (a loop waiting for ever shows no more than select() in its
+    # thread): a process that does not stop (or answer) can say where it is before it is killed.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         settings = Settings.from_env()
@@ -56,6 +63,33 @@ def run_service(service: str, serve: Callable[[Settings, asyncio.Event], Awaitab
             setup_logging(service)
         logging.getLogger(service).critical("cannot start: %s", exc)
         sys.exit(EXIT_CONFIG)
+
+
+def log_task_stacks() -> None:
+    """Logs where each of the running loop's tasks is waiting: the whole chain of coroutines
+    it awaits through (Task.print_stack shows only the outermost)."""
+    for task in asyncio.all_tasks():
+        where = "\n".join(f"  {line}" for line in await_chain(task.get_coro()))
+        logging.getLogger(__name__).warning("task %s waits in:\n%s", task.get_name(), where)
+
+
+def await_chain(awaitable: object) -> list[str]:
+    """Where each coroutine (or generator) of an await chain is suspended, outermost first."""
+    lines = []
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        frame = frame or getattr(awaitable, "ag_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        else:
+            lines.append(repr(awaitable)[:200])  # a future, or a C-level awaitable
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+            or getattr(awaitable, "ag_await", None)
+        )
+    return lines
 
 
 def background(

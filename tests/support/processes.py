@@ -52,13 +52,13 @@ class ServiceProcess:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             waited = time.monotonic() - started
-            self.process.send_signal(signal.SIGUSR1)  # its threads' stacks, into its output
+            self.process.send_signal(signal.SIGUSR1)  # its threads' and tasks' stacks
             time.sleep(1.0)
             self.process.kill()
             self.process.wait()
             raise AssertionError(
                 f"{self.name} did not exit within {waited:.0f}s of SIGTERM; its last output,"
-                f" with every thread's stack:\n{self.output()[-6000:]}"
+                f" with every thread's and task's stack:\n{self.output()[-20000:]}"
             ) from None
 
     def output(self) -> str:
