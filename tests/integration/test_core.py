@@ -13,6 +13,7 @@ import pytest
 
 from services.core import database, outbox
 from services.core.config import Settings
+from services.core.lifecycle import cancel_and_wait
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 
@@ -76,6 +77,40 @@ async def test_relay_publishes_in_order_and_deletes_after_confirm(
                 break
     assert received == [0, 1, 2, 3, 4]
     await channel.close()
+
+
+async def test_relay_wakes_for_its_own_rows_and_for_writers_without_a_relay(
+    pool: asyncpg.Pool, settings: Settings, exchanges
+) -> None:
+    """The upload service's relay leaves the thumbnailer's rows to the thumbnailer's relay (its
+    poll, here 30 s, would still take them), and publishes its own and the CLI's at once."""
+    upload = await database.create_pool(settings.database_url, 2, "thumbwire-upload")
+    relay = asyncio.create_task(outbox.OutboxRelay(upload, exchanges, 30.0).run())
+    try:
+        await _enqueue_as(pool, "thumbwire-upload")
+        await _until_outbox_empty(pool)  # the relay listens now
+        await _enqueue_as(pool, "thumbwire-thumbnailer")
+        await asyncio.sleep(0.5)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+        await _enqueue_as(pool, "thumbwire-cli")
+        await _until_outbox_empty(pool)
+    finally:
+        await cancel_and_wait(relay)
+        await upload.close()
+
+
+async def _enqueue_as(pool: asyncpg.Pool, application_name: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('application_name', $1, true)", application_name)
+        await outbox.enqueue(conn, "events", "relay.wake-test", b"{}")
+
+
+async def _until_outbox_empty(pool: asyncpg.Pool) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            if not await pool.fetchval("SELECT count(*) FROM outbox"):
+                return
+            await asyncio.sleep(0.02)
 
 
 async def test_relay_keeps_jobs_nobody_can_receive(
