@@ -24,6 +24,24 @@ async def test_migrations_are_idempotent(pool: asyncpg.Pool, settings: Settings)
     assert {"photos", "events", "outbox", "schema_migrations"} <= tables
 
 
+async def test_a_released_connection_is_rolled_back_but_not_reset(settings: Settings) -> None:
+    """Release sends no reset query (its session setting survives), yet an open transaction
+    is still rolled back, so the next user never sees uncommitted work."""
+    pool = await database.create_pool(settings.database_url, 1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'left-behind'")
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS released (n int)")
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("INSERT INTO released VALUES (1)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == "left-behind"
+            assert await conn.fetchval("SELECT count(*) FROM released") == 0
+    finally:
+        await pool.close()
+
+
 async def test_object_store_round_trip(store: ObjectStore) -> None:
     await store.put("tests/round-trip", b"hello", "text/plain")
     assert await store.get("tests/round-trip") == b"hello"
