@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import socket
 
 import aio_pika
 import asyncpg
@@ -72,6 +73,32 @@ async def test_a_missing_bucket_is_a_storage_error_not_a_missing_object(
         await broken.put("tests/anything", b"x", "text/plain")
     with pytest.raises(StorageError):
         await broken.get("tests/anything")
+    await broken.close()
+
+
+async def test_small_puts_on_the_event_loop_are_signed_for_any_key(store: ObjectStore) -> None:
+    """Small objects take the aiohttp path (object_put.py): a key that needs quoting must
+    still match its signature, and reads back through minio."""
+    key = "tests/small put/ünïcode+plus&amp;=.webp"
+    await store.put(key, b"thumbnail", "image/webp")
+    assert await store.get(key) == b"thumbnail"
+    info = await store.stat(key)
+    assert (info.size, info.content_type) == (9, "image/webp")
+    await store.delete_many([key])
+
+
+async def test_a_small_put_to_an_unreachable_store_is_a_storage_error(
+    settings: Settings,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    unreachable = ObjectStore.from_settings(dataclasses.replace(settings, s3_endpoint=endpoint))
+    try:
+        with pytest.raises(StorageError, match="unreachable"):
+            await unreachable.put("tests/anything", b"x", "text/plain")
+    finally:
+        await unreachable.close()
 
 
 async def test_relay_publishes_in_order_and_deletes_after_confirm(
