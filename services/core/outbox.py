@@ -35,6 +35,12 @@ _BATCH_SIZE = 200
 # relay, and any relay's poll still publishes a row that its own relay missed.
 SELF_RELAYING = frozenset({"thumbwire-upload", "thumbwire-thumbnailer"})
 
+# One statement, not a SELECT then a DELETE: a round trip fewer per batch, and a relay wakes
+# for nearly every event (the thumbnailer's two per photo).
+_TAKE_BATCH = """
+DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)
+RETURNING id, exchange, routing_key, body, headers"""
+
 OutboxExchange = Literal["jobs", "events"]
 
 
@@ -119,22 +125,15 @@ class OutboxRelay:
                 return total
 
     async def publish_batch(self) -> int | None:
-        """Publishes one batch; None when another relay is publishing."""
+        """Publishes one batch; None when another relay is publishing. The batch is deleted
+        as it is read, and the deletion commits only if every row was confirmed: a failure
+        rolls it back, and the rows already published go again (at least once)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *_RELAY_LOCK):
                 return None
-            rows = await conn.fetch(
-                "SELECT id, exchange, routing_key, body, headers FROM outbox ORDER BY id LIMIT $1",
-                _BATCH_SIZE,
-            )
-            done: list[int] = []
-            try:
-                for row in rows:
-                    await self._publish(row)
-                    done.append(row["id"])
-            finally:
-                if done:
-                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1)", done)
+            rows = await conn.fetch(_TAKE_BATCH, _BATCH_SIZE)
+            for row in sorted(rows, key=lambda r: r["id"]):
+                await self._publish(row)
             return len(rows)
 
     async def _publish(self, row: asyncpg.Record) -> None:
