@@ -8,6 +8,7 @@ still go through minio (storage.py), which uploads them in parts."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from urllib.parse import quote, urlsplit
@@ -21,6 +22,8 @@ from yarl import URL
 # As urllib3 was set up in storage.py: 3 s to connect, 30 s for each read.
 _TIMEOUT = aiohttp.ClientTimeout(sock_connect=3.0, sock_read=30.0)
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_RETRIED_STATUSES = frozenset({502, 503, 504})
+_RETRY_PAUSE_S = 0.2
 
 
 class PutRefused(Exception):
@@ -48,7 +51,17 @@ class SignedPut:
         self._session: aiohttp.ClientSession | None = None
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Raises PutRefused, or aiohttp's and the socket's errors."""
+        """Raises PutRefused, or aiohttp's and the socket's errors. A 502, 503 or 504 is tried
+        once more after a pause, as urllib3 was set up to (storage.py)."""
+        try:
+            await self._put_once(key, data, content_type)
+        except PutRefused as exc:
+            if exc.status not in _RETRIED_STATUSES:
+                raise
+            await asyncio.sleep(_RETRY_PAUSE_S)
+            await self._put_once(key, data, content_type)
+
+    async def _put_once(self, key: str, data: bytes, content_type: str) -> None:
         url = f"{self._base}/{quote(self._bucket)}/{quote(key)}"
         headers = self._signed(url, data, content_type)
         async with self._open().put(URL(url, encoded=True), data=data, headers=headers) as reply:
