@@ -41,6 +41,18 @@ _TAKE_BATCH = """
 DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)
 RETURNING id, exchange, routing_key, body, headers"""
 
+# The relay lock, and an asynchronous commit for the batch's deletion (this transaction only):
+# PostgreSQL does not wait for, nor spend, a WAL flush per batch. A crash of PostgreSQL can lose
+# only the deletions after the last synchronous commit; any row written later was committed
+# synchronously, so it would have flushed them. The rows that come back are therefore the last
+# ones published, and go again, in id order, as after a relay that dies before its commit: at
+# least once, as before. One row enqueued and relayed, 200 times x3: PostgreSQL 0.50-0.55 ->
+# 0.35-0.40 ms, the relay 0.84-0.88 -> 0.64-0.79 ms of CPU.
+LOCK_FOR_BATCH = (
+    "SELECT pg_try_advisory_xact_lock($1, $2)"
+    " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+)
+
 OutboxExchange = Literal["jobs", "events"]
 
 
@@ -129,7 +141,7 @@ class OutboxRelay:
         as it is read, and the deletion commits only if every row was confirmed: a failure
         rolls it back, and the rows already published go again (at least once)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *_RELAY_LOCK):
+            if not await conn.fetchval(LOCK_FOR_BATCH, *_RELAY_LOCK):
                 return None
             rows = await conn.fetch(_TAKE_BATCH, _BATCH_SIZE)
             for row in sorted(rows, key=lambda r: r["id"]):

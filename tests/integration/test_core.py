@@ -158,6 +158,17 @@ async def _until_outbox_empty(pool: asyncpg.Pool) -> None:
             await asyncio.sleep(0.02)
 
 
+async def test_a_relay_batch_commits_asynchronously_and_only_itself(pool: asyncpg.Pool) -> None:
+    """The batch's transaction turns synchronous_commit off (outbox.LOCK_FOR_BATCH); the
+    connection's next transaction commits synchronously again."""
+    async with pool.acquire() as conn:
+        default = await conn.fetchval("SHOW synchronous_commit")
+        async with conn.transaction():
+            assert await conn.fetchval(outbox.LOCK_FOR_BATCH, 1, 2)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == default
+
+
 async def test_relay_keeps_jobs_nobody_can_receive(
     pool: asyncpg.Pool, amqp, topology: Topology
 ) -> None:
