@@ -38,7 +38,7 @@ WORKER_OWN = ("decode", "large", "medium", "small", "placeholder")
 # The same benchmark before each round of fixes (docs/benchmarks.md, "Pipeline throughput"):
 # kept as measured. Newest first.
 BEFORE = [
-    "Before the relay, shared-memory, small-PUT and pool-release fixes (commit 820aded,"
+    "Before the relay, shared-memory, small-PUT, pool and rclone fixes (commit 820aded,"
     " 2026-12-02 07:31 UTC, load average 0.8): upload started -> ready event p50 137.6 ms,"
     " mean 138.6; upload call mean 34.3; queueing 5.7, claim 3.2, fetch 5.6, to and from"
     " the worker 3.5, store 4.9, commit 3.0, delivery 4.4 (means); everything besides the"
