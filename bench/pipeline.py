@@ -31,6 +31,55 @@ from bench.throughput import KernelRun, kernel_run
 # What the drain measured before each fix, with the profiles that led to it: kept as measured,
 # since the old code no longer runs. Newest first.
 BEFORE = [
+    "Before the relay, shared-memory, small-PUT, pool and rclone fixes (2026-12-02 07:27 UTC,"
+    " commit 820aded, the same benchmark under the CPU lock, load average 1.4-2.2): pipeline"
+    " / kernel 0.75 (rounds 0.71-0.75), implied by CPU time 0.77; image workers busy 90%."
+    " CPU ms per photo in the last round: thumbnailer 11.0, rclone 5.6, PostgreSQL 2.9,"
+    " upload 2.5, notifier 2.5, image workers 70.4, in all 95.0, against the kernel's 72.7."
+    " Counted per photo in the drain (strace -c -f, py-spy --gil on each process, and each"
+    " step timed alone against the real stack), and what was cut:",
+    "",
+    "- Every outbox NOTIFY woke every relay, and they raced for the relay lock: the upload"
+    " service, with nothing to upload, spent 2.5 ms of CPU per photo relaying (or losing the"
+    " race for) the thumbnailer's two events: some 10 socket sends (PostgreSQL, broker) and 38"
+    " turns of its event loop per photo. The NOTIFY now names the writer's application_name"
+    " and a relay leaves another relaying service's rows to that service (services/core/outbox.py"
+    " SELF_RELAYING; the poll still covers a missed one): upload 2.5 -> 0.4-0.6 ms per photo.",
+    "- The original (3.5 MB) crossed to the image worker through its stdin pipe: 1.27-1.36"
+    " ms of the thumbnailer's CPU per call with a worker that does nothing. Now it goes"
+    " through a memfd shared with the worker (services/thumbnailer/shared_buffer.py) and"
+    " only its length through the pipe: 0.42-0.43 ms, wall 1.5 -> 0.75 ms. Thumbnailer 12.3"
+    " -> 10.2 ms per photo, image workers busy 89-90% -> 93-94%. The kernel, being the same"
+    " RenderPool, gains likewise (its CPU per image 74-79 -> 72-74 ms).",
+    "- The three thumbnails were PUT through minio: a worker thread, urllib3 and http.client"
+    " each, 2.1-2.5 ms of the thumbnailer's CPU for 40, 16 and 4 KB. Objects up to 5 MiB are"
+    " now PUT on the event loop through aiohttp, signed with minio's signer"
+    " (services/core/object_put.py): 0.8-0.95 ms, and rclone's share 2.0 -> 1.3 ms; the"
+    " job's store stage 6.5-9 -> 5 ms. (GETs stay with minio: the same aiohttp read of the"
+    " 3.5 MB original cost 3.3 ms against minio's 1.5.)",
+    "- asyncpg sent `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every"
+    " release of a pooled connection, four per photo in the thumbnailer; thumbwire leaves no"
+    " such state on them (services/core/database.py): the claim transaction 0.73 -> 0.49 ms"
+    " of client CPU, 2.8 -> 1.3 ms wall. And the relay takes a batch with one DELETE ..."
+    " RETURNING instead of a SELECT and a DELETE: one event relayed, 0.93-1.00 -> 0.68-0.84"
+    " ms of the relay's CPU and 0.55-0.60 -> 0.40-0.50 ms of PostgreSQL's; and commits that"
+    " deletion asynchronously (a crash can only make the last rows published go again, as"
+    " before): 0.84-0.88 -> 0.64-0.79 ms and 0.50-0.55 -> 0.35-0.40 ms.",
+    "- rclone read each GET's file through a read-ahead buffer: with `--buffer-size 0`"
+    " (services/core/s3_server.py) 1.60-1.67 -> 1.33-1.53 ms of its CPU per GET.",
+    "",
+    "What is left outside the image workers (py-spy --gil, strace): in the thumbnailer, the"
+    " S3 GET of the original (about 1.5 ms, mostly some 450 recv calls of 8 KB each as rclone"
+    " sends it), copying it into the shared buffer, two transactions of five statements, two"
+    " relayed events (five statements and a confirmed publish each), the job's delivery and"
+    " ack; rclone's GET (about 2 ms) and PUTs; PostgreSQL's 18 or so statements. The notifier"
+    " handles two events per photo during the drain (processing and ready; the upload events"
+    " came before the thaw), about 1.1 ms each: more than half of its samples are gRPC's"
+    " Cython streaming and aiormq/pamqp frame parsing, then the per-event log line (which"
+    " carries the trace id across services), JSON and protobuf conversion. Tried and not"
+    " kept, for no measurable gain: writing the original to the pipe in 1 MiB chunks (1.27"
+    " -> 1.25 ms), aiohttp's total instead of per-read timeout, GOMAXPROCS=1 for rclone.",
+    "",
     "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
     " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"
     " 0.57-0.66), implied by CPU time 0.67; image workers busy 74-79%. CPU ms per photo in"

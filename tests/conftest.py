@@ -81,10 +81,11 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-async def store(settings: Settings) -> ObjectStore:
+async def store(settings: Settings) -> AsyncIterator[ObjectStore]:
     object_store = ObjectStore.from_settings(settings)
     await object_store.ensure_bucket()
-    return object_store
+    yield object_store
+    await object_store.close()
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,10 @@ def rclone_binary() -> str:
 # --etag-hash "": no ETag on GET/HEAD, so no MD5 of the object per read; --local-hashes none:
 # the local backend hashes nothing it writes; --no-checksum: the VFS checks no read against it.
 NO_HASHING = ["--etag-hash", "", "--local-hashes", "none", "--no-checksum"]
+# --buffer-size 0: each GET reads its file straight into the response, without a read-ahead
+# goroutine copying it through an in-memory buffer first. 150 GETs of the 3.5 MB original,
+# four runs with it, two without: 1.60-1.67 -> 1.33-1.53 ms of rclone's CPU per GET.
+NO_READ_AHEAD = ["--buffer-size", "0"]
 
 
 class EmbeddedS3Server:
@@ -46,7 +50,8 @@ class EmbeddedS3Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         address = urlsplit(self.endpoint).netloc
         command = [rclone_binary(), "serve", "s3", "--addr", address, str(self.data_dir)]
-        command += ["--auth-key", self._auth_key, "--log-level", "ERROR", *NO_HASHING]
+        command += ["--auth-key", self._auth_key, "--log-level", "ERROR"]
+        command += [*NO_HASHING, *NO_READ_AHEAD]
         self._process = subprocess.Popen(
             command, env={**os.environ, "RCLONE_CONFIG": os.devnull}, start_new_session=True
         )

@@ -18,14 +18,21 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+import aiohttp
 import urllib3
 from minio import Minio
+from minio.credentials import Credentials
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error
 
 from services.core.config import Settings
+from services.core.object_put import PutRefused, SignedPut
 
 log = logging.getLogger(__name__)
+
+# Objects up to this size are PUT on the event loop (object_put.py); larger ones through minio,
+# which splits those above 5 MiB into parts.
+SMALL_PUT_BYTES = 5 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -44,10 +51,13 @@ class ObjectInfo:
 
 
 class ObjectStore:
-    def __init__(self, client: Minio, bucket: str, threads: int = 16) -> None:
+    def __init__(
+        self, client: Minio, bucket: str, threads: int = 16, small_puts: SignedPut | None = None
+    ) -> None:
         self._client = client
         self.bucket = bucket
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="object-store")
+        self._small_puts = small_puts
 
     @classmethod
     def from_settings(cls, settings: Settings, max_connections: int = 16) -> ObjectStore:
@@ -65,7 +75,20 @@ class ObjectStore:
             region=settings.s3_region,
             http_client=http,
         )
-        return cls(client, settings.s3_bucket, threads=max_connections)
+        credentials = Credentials(settings.s3_access_key, settings.s3_secret_key)
+        small_puts = SignedPut(
+            settings.s3_endpoint_or_dev,
+            settings.s3_bucket,
+            credentials,
+            settings.s3_region,
+            max_connections,
+        )
+        return cls(client, settings.s3_bucket, max_connections, small_puts)
+
+    async def close(self) -> None:
+        """Closes the event loop's HTTP connections (the threads' close with the process)."""
+        if self._small_puts is not None:
+            await self._small_puts.close()
 
     async def ensure_bucket(self) -> None:
         def ensure() -> None:
@@ -75,7 +98,15 @@ class ObjectStore:
         await self._call(ensure)
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self.put_stream(key, io.BytesIO(data), len(data), content_type)
+        if self._small_puts is None or len(data) > SMALL_PUT_BYTES:
+            await self.put_stream(key, io.BytesIO(data), len(data), content_type)
+            return
+        try:
+            await self._small_puts.put(key, data, content_type)
+        except PutRefused as exc:
+            raise StorageError(f"object storage refused the request: {exc.code or exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise StorageError(f"object storage unreachable: {type(exc).__name__}") from exc
 
     async def put_stream(self, key: str, stream: BinaryIO, length: int, content_type: str) -> None:
         await self._call(

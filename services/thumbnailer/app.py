@@ -65,9 +65,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         background(stack, sweeper.run(), "sweeper")
 
+        store = ObjectStore.from_settings(settings)
+        stack.push_async_callback(store.close)
         processor = ThumbnailProcessor(
             pool,
-            ObjectStore.from_settings(settings),
+            store,
             renderer,
             topology.retry,
             ExchangeJobPublisher(exchanges["jobs"]),

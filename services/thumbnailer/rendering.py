@@ -93,7 +93,7 @@ class RenderPool:
             self._running.discard(worker)
         try:
             worker = await WorkerProcess.start(
-                self._limits.memory_limit_mb, self._task, self._limits.nice
+                self._limits.memory_limit_mb, self._task, self._limits.nice, self._limits.max_bytes
             )
         except BaseException:
             self._idle.put_nowait(None)

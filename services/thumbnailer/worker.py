@@ -19,11 +19,14 @@ from typing import BinaryIO
 
 from services.thumbnailer import frames
 from services.thumbnailer.rejections import MemoryLimitExceeded
+from services.thumbnailer.shared_buffer import SharedBuffer
 
 DEFAULT_TASK = "services.thumbnailer.imaging:make_thumbnails"
 # The pipes' capacity: 1 MiB, the most an unprivileged process may ask for by default
 # (/proc/sys/fs/pipe-max-size). At the default 64 KiB, a 3.5 MB original crossed in 55 turns of
-# the thumbnailer's event loop and this process's reads, each a wake-up of the other side.
+# the thumbnailer's event loop and this process's reads, each a wake-up of the other side. The
+# originals now come through shared memory (shared_buffer.py); the replies, which carry the
+# thumbnails (about 60 KB for a 12 MP JPEG, more for large sizes), still cross the pipe.
 PIPE_BYTES = 1024 * 1024
 Task = Callable[[bytes, int], object]
 
@@ -40,8 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.nice:
         os.nice(args.nice)
     task = load_task(args.task)
+    shared = SharedBuffer(args.shared_fd)
     frames.write(replies, frames.READY)
-    serve(task, sys.stdin.buffer, replies, args.memory_limit_mb)
+    serve(task, sys.stdin.buffer, shared, replies, args.memory_limit_mb)
 
 
 def widen_pipe(fd: int, size: int = PIPE_BYTES) -> None:
@@ -67,14 +71,14 @@ def load_task(spec: str) -> Task:
     return getattr(importlib.import_module(module), name)
 
 
-def serve(task: Task, requests: BinaryIO, replies: BinaryIO, memory_limit_mb: int) -> None:
-    """Answers requests until stdin closes: the pool's way of stopping a worker."""
-    while (params := frames.read(requests)) is not None:
-        data = frames.read(requests)
-        if data is None:
-            return
-        max_pixels = pickle.loads(params)
-        frames.write(replies, run(task, data, max_pixels, memory_limit_mb))
+def serve(
+    task: Task, requests: BinaryIO, shared: SharedBuffer, replies: BinaryIO, memory_limit_mb: int
+) -> None:
+    """Answers requests until stdin closes: the pool's way of stopping a worker. A request is
+    the length of the data in the shared buffer and the pixel limit."""
+    while (request := frames.read(requests)) is not None:
+        length, max_pixels = pickle.loads(request)
+        frames.write(replies, run(task, shared.read(length), max_pixels, memory_limit_mb))
 
 
 def run(task: Task, data: bytes, max_pixels: int, memory_limit_mb: int) -> bytes:
@@ -96,6 +100,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-limit-mb", type=int, default=0)
     parser.add_argument("--nice", type=int, default=0, help="added to the process's niceness")
     parser.add_argument("--task", default=DEFAULT_TASK)
+    parser.add_argument("--shared-fd", type=int, required=True, help="the inputs' memfd")
     return parser.parse_args(argv)
 
 

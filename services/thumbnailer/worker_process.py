@@ -9,6 +9,7 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 
 from services.thumbnailer import frames
+from services.thumbnailer.shared_buffer import SharedBuffer
 
 # Starting Python and importing Pillow takes well under a second; far longer means it is stuck.
 STARTUP_TIMEOUT_S = 60.0
@@ -20,22 +21,33 @@ class WorkerProcess:
     """One child running services.thumbnailer.worker. A died child raises BrokenProcessPool,
     the error a ProcessPoolExecutor gives for it, which the thumbnailer treats as transient."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, shared: SharedBuffer) -> None:
         self._process = process
+        self._shared = shared
 
     @classmethod
-    async def start(cls, memory_limit_mb: int, task: str, nice: int = 0) -> WorkerProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.thumbnailer.worker",
-            f"--memory-limit-mb={memory_limit_mb}",
-            f"--nice={nice}",
-            f"--task={task}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        worker = cls(process)
+    async def start(
+        cls, memory_limit_mb: int, task: str, nice: int = 0, max_bytes: int = 32 * 1024 * 1024
+    ) -> WorkerProcess:
+        """`max_bytes`: the largest input a call may hand over (shared_buffer.py)."""
+        shared = SharedBuffer.create(max_bytes)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.thumbnailer.worker",
+                f"--memory-limit-mb={memory_limit_mb}",
+                f"--nice={nice}",
+                f"--task={task}",
+                f"--shared-fd={shared.fd}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                pass_fds=(shared.fd,),
+            )
+        except BaseException:
+            shared.close()
+            raise
+        worker = cls(process, shared)
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT_S):
                 ready = await worker._read()
@@ -56,12 +68,13 @@ class WorkerProcess:
         return self._process.returncode is None
 
     async def call(self, data: bytes, max_pixels: int) -> tuple[str, object]:
-        """The worker's ("ok", result) or ("error", exception) for `data`."""
+        """The worker's ("ok", result) or ("error", exception) for `data`: the data goes in the
+        shared buffer, the request (its length and `max_pixels`) through stdin."""
         stdin = self._process.stdin
         assert stdin is not None
+        self._shared.write(data)
         try:
-            frames.write_async(stdin, pickle.dumps(max_pixels))
-            frames.write_async(stdin, data)
+            frames.write_async(stdin, pickle.dumps((len(data), max_pixels)))
             await stdin.drain()
             return pickle.loads(await self._read())
         except _PIPE_ERRORS:
@@ -71,6 +84,7 @@ class WorkerProcess:
         """Ends the worker at once, whatever it is doing (a task cannot be interrupted)."""
         if self.alive:
             self._process.kill()
+        self._release()
 
     async def stop(self) -> None:
         """Lets the worker end by itself (its stdin closes), or kills it after a while."""
@@ -83,6 +97,12 @@ class WorkerProcess:
         except TimeoutError:
             self.kill()
             await self._process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        """The parent's side of the shared buffer; the memory goes once the worker has gone."""
+        if not self._shared.closed:
+            self._shared.close()
 
     async def _read(self) -> bytes:
         stdout = self._process.stdout

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import socket
 
 import aio_pika
 import asyncpg
@@ -13,6 +14,7 @@ import pytest
 
 from services.core import database, outbox
 from services.core.config import Settings
+from services.core.lifecycle import cancel_and_wait
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 
@@ -21,6 +23,24 @@ async def test_migrations_are_idempotent(pool: asyncpg.Pool, settings: Settings)
     assert await database.migrate(settings.database_url) == []
     tables = {r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables")}
     assert {"photos", "events", "outbox", "schema_migrations"} <= tables
+
+
+async def test_a_released_connection_is_rolled_back_but_not_reset(settings: Settings) -> None:
+    """Release sends no reset query (its session setting survives), yet an open transaction
+    is still rolled back, so the next user never sees uncommitted work."""
+    pool = await database.create_pool(settings.database_url, 1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'left-behind'")
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS released (n int)")
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("INSERT INTO released VALUES (1)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == "left-behind"
+            assert await conn.fetchval("SELECT count(*) FROM released") == 0
+    finally:
+        await pool.close()
 
 
 async def test_object_store_round_trip(store: ObjectStore) -> None:
@@ -53,6 +73,32 @@ async def test_a_missing_bucket_is_a_storage_error_not_a_missing_object(
         await broken.put("tests/anything", b"x", "text/plain")
     with pytest.raises(StorageError):
         await broken.get("tests/anything")
+    await broken.close()
+
+
+async def test_small_puts_on_the_event_loop_are_signed_for_any_key(store: ObjectStore) -> None:
+    """Small objects take the aiohttp path (object_put.py): a key that needs quoting must
+    still match its signature, and reads back through minio."""
+    key = "tests/small put/ünïcode+plus&amp;=.webp"
+    await store.put(key, b"thumbnail", "image/webp")
+    assert await store.get(key) == b"thumbnail"
+    info = await store.stat(key)
+    assert (info.size, info.content_type) == (9, "image/webp")
+    await store.delete_many([key])
+
+
+async def test_a_small_put_to_an_unreachable_store_is_a_storage_error(
+    settings: Settings,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    unreachable = ObjectStore.from_settings(dataclasses.replace(settings, s3_endpoint=endpoint))
+    try:
+        with pytest.raises(StorageError, match="unreachable"):
+            await unreachable.put("tests/anything", b"x", "text/plain")
+    finally:
+        await unreachable.close()
 
 
 async def test_relay_publishes_in_order_and_deletes_after_confirm(
@@ -76,6 +122,51 @@ async def test_relay_publishes_in_order_and_deletes_after_confirm(
                 break
     assert received == [0, 1, 2, 3, 4]
     await channel.close()
+
+
+async def test_relay_wakes_for_its_own_rows_and_for_writers_without_a_relay(
+    pool: asyncpg.Pool, settings: Settings, exchanges
+) -> None:
+    """The upload service's relay leaves the thumbnailer's rows to the thumbnailer's relay (its
+    poll, here 30 s, would still take them), and publishes its own and the CLI's at once."""
+    upload = await database.create_pool(settings.database_url, 2, "thumbwire-upload")
+    relay = asyncio.create_task(outbox.OutboxRelay(upload, exchanges, 30.0).run())
+    try:
+        await _enqueue_as(pool, "thumbwire-upload")
+        await _until_outbox_empty(pool)  # the relay listens now
+        await _enqueue_as(pool, "thumbwire-thumbnailer")
+        await asyncio.sleep(0.5)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+        await _enqueue_as(pool, "thumbwire-cli")
+        await _until_outbox_empty(pool)
+    finally:
+        await cancel_and_wait(relay)
+        await upload.close()
+
+
+async def _enqueue_as(pool: asyncpg.Pool, application_name: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('application_name', $1, true)", application_name)
+        await outbox.enqueue(conn, "events", "relay.wake-test", b"{}")
+
+
+async def _until_outbox_empty(pool: asyncpg.Pool) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            if not await pool.fetchval("SELECT count(*) FROM outbox"):
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_relay_batch_commits_asynchronously_and_only_itself(pool: asyncpg.Pool) -> None:
+    """The batch's transaction turns synchronous_commit off (outbox.LOCK_FOR_BATCH); the
+    connection's next transaction commits synchronously again."""
+    async with pool.acquire() as conn:
+        default = await conn.fetchval("SHOW synchronous_commit")
+        async with conn.transaction():
+            assert await conn.fetchval(outbox.LOCK_FOR_BATCH, 1, 2)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == default
 
 
 async def test_relay_keeps_jobs_nobody_can_receive(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +21,7 @@ from services.thumbnailer.rendering import ImageLimits, RenderPool
 from services.thumbnailer.worker import PIPE_BYTES
 from tests.support.corpus import bilevel_png
 from tests.support.images import jpeg
-from tests.support.worker_tasks import PAUSE, STAND_IN, hang_noting_pid_in
+from tests.support.worker_tasks import DIGEST, PAUSE, STAND_IN, hang_noting_pid_in
 
 
 @pytest.fixture
@@ -155,7 +156,7 @@ async def test_workers_run_at_a_lower_cpu_priority_than_the_thumbnailer() -> Non
     reason="this system caps pipes below PIPE_BYTES",
 )
 async def test_workers_read_their_images_through_a_widened_pipe() -> None:
-    """An original of a few MB crosses in a few writes, not one per 64 KiB (worker.py)."""
+    """The worker's pipes are widened (worker.py), so that a reply crosses in few writes."""
     pool = RenderPool(1, ImageLimits())
     try:
         await pool.render(jpeg(64, 48))
@@ -165,5 +166,17 @@ async def test_workers_read_their_images_through_a_widened_pipe() -> None:
             assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
         finally:
             os.close(fd)
+    finally:
+        await pool.close()
+
+
+async def test_each_input_reaches_its_worker_whole_through_the_shared_buffer() -> None:
+    """A large input, then a smaller one into the same buffer, then one of the largest size
+    allowed: each arrives exactly, with nothing left over from the one before."""
+    limits = ImageLimits(max_bytes=4 * 1024 * 1024)
+    pool = RenderPool(1, limits, task=DIGEST)
+    try:
+        for data in (os.urandom(3_500_000), b"small", os.urandom(limits.max_bytes)):
+            assert await pool.render(data) == hashlib.sha256(data).hexdigest()
     finally:
         await pool.close()

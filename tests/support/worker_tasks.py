@@ -3,11 +3,13 @@ STAND_IN): it answers with its process id, or misbehaves as the data asks."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 
 STAND_IN = "tests.support.worker_tasks:pid_or_hang"
+DIGEST = "tests.support.worker_tasks:digest"
 PAUSE = b"pause"
 _HANG = b"hang:"
 
@@ -26,3 +28,8 @@ def pid_or_hang(data: bytes, max_pixels: int) -> int:
     if data == PAUSE:
         time.sleep(0.5)
     return os.getpid()
+
+
+def digest(data: bytes, max_pixels: int) -> str:
+    """What the worker received: its SHA-256."""
+    return hashlib.sha256(data).hexdigest()

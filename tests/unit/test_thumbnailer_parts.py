@@ -12,6 +12,7 @@ from services.core.imageinfo import ImageRejected
 from services.core.storage import ObjectNotFound, StorageError
 from services.thumbnailer.failures import EXPECTED_ERRORS, FailureKind, classify
 from services.thumbnailer.imaging import ImagingError
+from services.thumbnailer.shared_buffer import SharedBuffer
 
 
 @pytest.mark.parametrize(
@@ -46,3 +47,16 @@ def test_failures_are_classified_with_a_reason(
 )
 def test_split_address(address: str, expected: tuple[str, int]) -> None:
     assert split_address(address) == expected
+
+
+def test_a_shared_buffer_refuses_more_than_it_holds() -> None:
+    shared = SharedBuffer.create(8)
+    try:
+        shared.write(b"12345678")
+        shared.write(b"abc")
+        assert shared.read(3) == b"abc"
+        with pytest.raises(ValueError):
+            shared.write(b"123456789")
+    finally:
+        shared.close()
+    assert shared.closed
