@@ -21,7 +21,7 @@ from bench.stats import percentile
 from services.core.events import EventRecord
 from services.core.retention import stream_reset
 from services.notifier.hub import Hub
-from services.notifier.sse_stream import DirectFrames
+from services.notifier.sse_stream import DirectFrames, frame_encoder
 
 WORKSPACE = "bench"
 EVENTS = 15
@@ -68,7 +68,7 @@ async def _measure(server: socket.socket, count: int, connect: Callable[[], None
             )
         in_order = [t.get_extra_info("socket").fileno() for t in transports]
         shuffled = random.sample(in_order, len(in_order))
-        frame = DirectFrames(transports[0], hub.encodings, "http://bench", False)._encode(event(0))
+        frame = frame_encoder("http://bench")(event(0))  # what each sink writes
         ways: dict[str, Callable[[EventRecord], None]] = {
             "bare os.write loop, sockets in the order they were made": lambda _e: write_all(
                 in_order, frame

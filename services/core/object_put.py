@@ -19,11 +19,15 @@ from minio.signer import sign_v4_s3
 from minio.time import to_amz_date, utcnow
 from yarl import URL
 
-# As urllib3 was set up in storage.py: 3 s to connect, 30 s for each read.
-_TIMEOUT = aiohttp.ClientTimeout(sock_connect=3.0, sock_read=30.0)
+# How every S3 request is made, through minio's urllib3 (storage.py) or here: 3 s to connect,
+# 30 s for each read, and a 502, 503 or 504 tried once more after a short pause.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 30.0
+RETRIED_STATUSES = frozenset({502, 503, 504})
+RETRY_PAUSE_S = 0.2
+
+_TIMEOUT = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
-_RETRIED_STATUSES = frozenset({502, 503, 504})
-_RETRY_PAUSE_S = 0.2
 
 
 class PutRefused(Exception):
@@ -52,13 +56,13 @@ class SignedPut:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Raises PutRefused, or aiohttp's and the socket's errors. A 502, 503 or 504 is tried
-        once more after a pause, as urllib3 was set up to (storage.py)."""
+        once more after a pause (RETRIED_STATUSES), as minio's requests are."""
         try:
             await self._put_once(key, data, content_type)
         except PutRefused as exc:
-            if exc.status not in _RETRIED_STATUSES:
+            if exc.status not in RETRIED_STATUSES:
                 raise
-            await asyncio.sleep(_RETRY_PAUSE_S)
+            await asyncio.sleep(RETRY_PAUSE_S)
             await self._put_once(key, data, content_type)
 
     async def _put_once(self, key: str, data: bytes, content_type: str) -> None:

@@ -26,7 +26,14 @@ from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error
 
 from services.core.config import Settings
-from services.core.object_put import PutRefused, SignedPut
+from services.core.object_put import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    RETRIED_STATUSES,
+    RETRY_PAUSE_S,
+    PutRefused,
+    SignedPut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +71,10 @@ class ObjectStore:
         endpoint = urlsplit(settings.s3_endpoint_or_dev)
         http = urllib3.PoolManager(
             maxsize=max_connections,
-            timeout=urllib3.Timeout(connect=3.0, read=30.0),
-            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+            retries=urllib3.Retry(
+                total=1, backoff_factor=RETRY_PAUSE_S, status_forcelist=sorted(RETRIED_STATUSES)
+            ),
         )
         client = Minio(
             endpoint.netloc,
@@ -106,7 +115,7 @@ class ObjectStore:
         except PutRefused as exc:
             raise StorageError(f"object storage refused the request: {exc.code or exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise StorageError(f"object storage unreachable: {type(exc).__name__}") from exc
+            raise unreachable(exc) from exc
 
     async def put_stream(self, key: str, stream: BinaryIO, length: int, content_type: str) -> None:
         await self._call(
@@ -153,4 +162,9 @@ class ObjectStore:
                 raise ObjectNotFound(str(args[1:2])) from exc
             raise StorageError(f"object storage answered badly: {exc}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object storage unreachable: {type(exc).__name__}") from exc
+            raise unreachable(exc) from exc
+
+
+def unreachable(exc: BaseException) -> StorageError:
+    """The error for a request that got no answer from the store, whichever client made it."""
+    return StorageError(f"object storage unreachable: {type(exc).__name__}")

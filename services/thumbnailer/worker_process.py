@@ -27,7 +27,7 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, memory_limit_mb: int, task: str, nice: int = 0, max_bytes: int = 32 * 1024 * 1024
+        cls, memory_limit_mb: int, task: str, nice: int, max_bytes: int
     ) -> WorkerProcess:
         """`max_bytes`: the largest input a call may hand over (shared_buffer.py)."""
         shared = SharedBuffer.create(max_bytes)
