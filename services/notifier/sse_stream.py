@@ -97,7 +97,6 @@ class DirectFrames:
         "_encode",
         "_encodings",
         "_heartbeat",
-        "_high",
         "_kind",
         "_latest",
         "_socket",
@@ -129,7 +128,6 @@ class DirectFrames:
             self._encode = encode
             self._heartbeat = heartbeat
         self._latest = encodings.latest(self._kind)
-        _low, self._high = transport.get_write_buffer_limits()
         # Whether the transport may hold bytes: at first, and after a refusal, the stream's
         # task has written through it.
         self._behind = True
@@ -166,7 +164,7 @@ class DirectFrames:
                 latest.encoded = self._encodings.get(item, self._kind, self._encode)  # type: ignore[arg-type]
                 latest.event = item  # type: ignore[assignment]
             frame = latest.encoded
-        if not (self._send(frame) if self._behind else self._send_now(frame)):
+        if not (self._send_asking(frame) if self._behind else self._send_now(frame)):
             self._behind = True  # the stream's task writes next
             return False
         if item is not HEARTBEAT:
@@ -193,19 +191,16 @@ class DirectFrames:
             self._behind = True
         return True
 
-    def _send(self, frame: bytes) -> bool:
+    def _send_asking(self, frame: bytes) -> bool:
         """Asks the transport: behind what it holds, straight to the socket once it is empty."""
         transport = self._transport
-        if transport.is_closing():
+        if not takes_without_pausing(transport, len(frame)):
             return False
-        buffered = transport.get_write_buffer_size()
-        if not buffered:
-            self._behind = False
-            return self._send_now(frame)
-        if buffered + len(frame) >= self._high:
-            return False
-        transport.write(frame)  # behind what is buffered, in order
-        return True
+        if transport.get_write_buffer_size():
+            transport.write(frame)  # behind what is buffered, in order
+            return True
+        self._behind = False
+        return self._send_now(frame)
 
 
 async def write_bounded(
@@ -213,7 +208,8 @@ async def write_bounded(
 ) -> None:
     """`response.write(data)`, which waits only while the client's buffers are full; when that
     lasts `timeout_s`, the connection is reset and ClientStalled raised."""
-    if _fits(request, data):  # cannot wait: no timer (the common case, and a cost per write)
+    # Cannot wait: no timer (the common case, and a timer is a cost per write).
+    if takes_without_pausing(request.transport, len(data)):
         await response.write(data)
         return
     try:
@@ -224,14 +220,13 @@ async def write_bounded(
         raise ClientStalled(f"the client took nothing for {timeout_s:g} s") from None
 
 
-def _fits(request: web.Request, data: bytes) -> bool:
-    """Whether the transport takes `data` without pausing the writer (below its high-water
-    mark even with it), so that aiohttp's write returns without waiting for the client."""
-    transport = request.transport
-    if transport is None or transport.is_closing():
+def takes_without_pausing(transport: asyncio.BaseTransport | None, size: int) -> bool:
+    """Whether the transport takes `size` more bytes without pausing its writer (below its
+    high-water mark even with them), so that a write returns without waiting for the client."""
+    if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
         return False
     _low, high = transport.get_write_buffer_limits()
-    return transport.get_write_buffer_size() + len(data) < high
+    return transport.get_write_buffer_size() + size < high
 
 
 def reset_connection(request: web.Request) -> None:
