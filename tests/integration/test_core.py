@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import socket
 
 import aio_pika
 import asyncpg
@@ -17,6 +16,7 @@ from services.core.config import Settings
 from services.core.lifecycle import cancel_and_wait
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
+from tests.support.ports import free_address
 
 
 async def test_migrations_are_idempotent(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -90,9 +90,7 @@ async def test_small_puts_on_the_event_loop_are_signed_for_any_key(store: Object
 async def test_a_small_put_to_an_unreachable_store_is_a_storage_error(
     settings: Settings,
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    endpoint = f"http://{free_address()}"  # nothing listens there
     unreachable = ObjectStore.from_settings(dataclasses.replace(settings, s3_endpoint=endpoint))
     try:
         with pytest.raises(StorageError, match="unreachable"):
