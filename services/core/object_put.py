@@ -1,5 +1,5 @@
-"""PUTs of small objects (the thumbnails) on the event loop, through aiohttp, signed as minio
-signs them (SigV4, path-style URLs).
+"""PUTs of objects up to 5 MiB (the thumbnails, and originals received in memory) on the event
+loop, through aiohttp, signed as minio signs them (SigV4, path-style URLs).
 
 Through minio, each PUT took a worker thread, urllib3's connection pool and http.client's
 header parsing: three thumbnails of a 12 MP JPEG (40, 16 and 4 KB) cost the thumbnailer 2.1 ms
@@ -54,20 +54,22 @@ class SignedPut:
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, sha256: str = "") -> None:
         """Raises PutRefused, or aiohttp's and the socket's errors. A 502, 503 or 504 is tried
-        once more after a pause (RETRIED_STATUSES), as minio's requests are."""
+        once more after a pause (RETRIED_STATUSES), as minio's requests are. `sha256`: the
+        data's SHA-256 (hex), if the caller has it already (the payload is signed over it)."""
+        content_sha256 = sha256 or hashlib.sha256(data).hexdigest()
         try:
-            await self._put_once(key, data, content_type)
+            await self._put_once(key, data, content_type, content_sha256)
         except PutRefused as exc:
             if exc.status not in RETRIED_STATUSES:
                 raise
             await asyncio.sleep(RETRY_PAUSE_S)
-            await self._put_once(key, data, content_type)
+            await self._put_once(key, data, content_type, content_sha256)
 
-    async def _put_once(self, key: str, data: bytes, content_type: str) -> None:
+    async def _put_once(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         url = f"{self._base}/{quote(self._bucket)}/{quote(key)}"
-        headers = self._signed(url, data, content_type)
+        headers = self._signed(url, len(data), content_type, sha256)
         async with self._open().put(URL(url, encoded=True), data=data, headers=headers) as reply:
             body = await reply.read()
             if reply.status >= 300:
@@ -86,15 +88,14 @@ class SignedPut:
             )
         return self._session
 
-    def _signed(self, url: str, data: bytes, content_type: str) -> dict[str, str]:
+    def _signed(self, url: str, length: int, content_type: str, sha256: str) -> dict[str, str]:
         date = utcnow()
-        content_sha256 = hashlib.sha256(data).hexdigest()
         headers = {
             "Host": self._host,
             "Content-Type": content_type,
-            "Content-Length": str(len(data)),
+            "Content-Length": str(length),
             "x-amz-date": to_amz_date(date),
-            "x-amz-content-sha256": content_sha256,
+            "x-amz-content-sha256": sha256,
         }
         return sign_v4_s3(
             method="PUT",
@@ -102,6 +103,6 @@ class SignedPut:
             region=self._region,
             headers=headers,
             credentials=self._credentials,
-            content_sha256=content_sha256,
+            content_sha256=sha256,
             date=date,
         )

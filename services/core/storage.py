@@ -106,12 +106,13 @@ class ObjectStore:
 
         await self._call(ensure)
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, sha256: str = "") -> None:
+        """`sha256`: the data's SHA-256 (hex), if the caller has it already."""
         if self._small_puts is None or len(data) > SMALL_PUT_BYTES:
             await self.put_stream(key, io.BytesIO(data), len(data), content_type)
             return
         try:
-            await self._small_puts.put(key, data, content_type)
+            await self._small_puts.put(key, data, content_type, sha256)
         except PutRefused as exc:
             raise StorageError(f"object storage refused the request: {exc.code or exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -19,7 +19,7 @@ from services.core.photos import PhotoRecord, original_key, photo_keys
 from services.core.storage import ObjectStore, StorageError
 from services.upload.catalogue import Catalogue, NewPhoto
 from services.upload.paging import PageCursor, page_size
-from services.upload.receiving import ReceivedFile, read_chunks, read_metadata
+from services.upload.receiving import MemoryBudget, ReceivedFile, read_chunks, read_metadata
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,7 @@ class PhotoService:
         self._catalogue = catalogue
         self._store = store
         self._limits = limits
+        self._in_memory = MemoryBudget()
 
     async def upload(self, requests: AsyncIterator[photos_pb2.UploadPhotoRequest]) -> PhotoRecord:
         """Stores the original, then records the photo, its event and its job; returns at once."""
@@ -52,7 +53,7 @@ class PhotoService:
         key = metadata.idempotency_key or None
         if key and (earlier := await self._by_idempotency_key(workspace_id, key)):
             return earlier
-        received = await read_chunks(requests, self._limits.max_upload_bytes)
+        received = await read_chunks(requests, self._limits.max_upload_bytes, self._in_memory)
         try:
             info = await asyncio.to_thread(self._inspect, received)
             new = _new_photo(metadata, received.size, info)
@@ -106,16 +107,17 @@ class PhotoService:
 
     def _inspect(self, received: ReceivedFile) -> ImageInfo:
         try:
-            return inspect_image(received.file, self._limits.max_pixels)  # type: ignore[arg-type]
+            return inspect_image(received.reader(), self._limits.max_pixels)
         except ImageRejected as exc:
             raise InvalidArgument(str(exc)) from exc
-        finally:
-            received.file.seek(0)
 
     async def _store_original(self, new: NewPhoto, received: ReceivedFile) -> None:
-        key = original_key(new.workspace_id, new.id)
+        key, content_type = original_key(new.workspace_id, new.id), new.content_type
         try:
-            await self._store.put_stream(key, received.file, received.size, new.content_type)
+            if received.data is not None:
+                await self._store.put(key, received.data, content_type, received.sha256)
+            else:
+                await self._store.put_stream(key, received.reader(), received.size, content_type)
         except StorageError as exc:
             raise Unavailable(f"object storage is unavailable: {exc}") from exc
 
