@@ -1,9 +1,13 @@
-"""`python -m bench.upload_profile [idle|saturated|sync]`: what limits the upload benchmark's
+"""`python -m bench.upload_profile [idle|saturated|sync|cpu]`: what limits the upload benchmark's
 phase. Runs the phase as bench.upload_latency does, with py-spy sampling the upload service (or
 the sync baseline) meanwhile, and prints the CPU seconds per upload of each process of the
 stack and the profile's top frames (self and inclusive). Not part of `make bench`: sampling
 slows the process it samples, so its figures are for finding the limit, not for reporting
-latency."""
+latency.
+
+`cpu` samples nothing: it alternates asynchronous and synchronous batches (CPU_ROUNDS of each)
+and prints the machine's and each process's CPU time per upload, which is what the ratio of
+their p50s follows while eight clients keep both cores busy."""
 
 from __future__ import annotations
 
@@ -23,13 +27,19 @@ from bench.upload_stack import UploadStack, upload_stack
 
 TOP = 25
 PROFILED_EACH = 30  # uploads per client
+CPU_ROUNDS = 2
+CPU_EACH = {"async": 15, "sync": 5}  # uploads per client and batch
 
 
 async def profile(phase: str) -> None:
     data = three_mb_jpeg().read_bytes()
     async with upload_stack(SERVICES) as stack:
         upload, synchronous = await warm_up(stack, data)
-        if phase == "idle":
+        if phase == "cpu":
+            for _ in range(CPU_ROUNDS):
+                for name, load in (("async", upload), ("sync", synchronous)):
+                    await _counted(stack, name, lambda: load(CPU_EACH[name]))  # noqa: B023
+        elif phase == "idle":
             await _sampled(stack, "upload", lambda: upload(PROFILED_EACH))
         elif phase == "saturated":
             await upload(PROFILED_EACH)  # the backlog
@@ -41,21 +51,31 @@ async def profile(phase: str) -> None:
 
 
 async def _sampled(stack: UploadStack, target: str, work) -> None:  # type: ignore[no-untyped-def]
-    pids = _stack_pids(stack)
-    before = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
-    machine = _machine_busy_s()
     out = Path(tempfile.mkdtemp()) / "profile.txt"
     spy = _py_spy(stack.processes[target].pid, out)
     await asyncio.sleep(1.0)  # py-spy attaches
+    try:
+        await _counted(stack, target, work)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.to_thread(spy.wait, 30)
+    _print_top(out.read_text())
+
+
+async def _counted(stack: UploadStack, label: str, work) -> None:  # type: ignore[no-untyped-def]
+    """Runs `work` and prints the CPU time per upload that it cost each process."""
+    pids = _stack_pids(stack)
+    before = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
+    machine = _machine_busy_s()
     latencies = await work()
-    spy.send_signal(signal.SIGINT)
-    await asyncio.to_thread(spy.wait, 30)
     uploads = len(latencies.ms)
-    print(f"{uploads} uploads, p50 {latencies.percentile(50):.0f} ms, {latencies.per_s:.1f}/s")
-    print(f"machine busy: {(_machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload")
+    print(
+        f"{label}: {uploads} uploads, p50 {latencies.percentile(50):.0f} ms,"
+        f" {latencies.per_s:.1f}/s; machine busy"
+        f" {(_machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload"
+    )
     for name, pid in pids.items():
         print(f"  {name}: {(_tree_cpu_s(pid) - before[name]) / uploads * 1000:.1f} ms per upload")
-    _print_top(out.read_text())
 
 
 def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
