@@ -95,9 +95,11 @@ class ObjectStore:
         return cls(client, settings.s3_bucket, max_connections, small_puts)
 
     async def close(self) -> None:
-        """Closes the event loop's HTTP connections (the threads' close with the process)."""
+        """Closes the event loop's HTTP connections and lets the store's threads end (a call
+        still running finishes first; none may be started after)."""
         if self._small_puts is not None:
             await self._small_puts.close()
+        self._threads.shutdown(wait=False)
 
     async def ensure_bucket(self) -> None:
         def ensure() -> None:

@@ -47,10 +47,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             pool, connection, settings.readiness_interval_s, resources
         )
 
+        store = ObjectStore.from_settings(settings)
+        resources.push_async_callback(store.close)  # after the server has drained its calls
         service = PhotoService(
-            Catalogue(pool),
-            ObjectStore.from_settings(settings),
-            UploadLimits(settings.max_upload_bytes, settings.max_pixels),
+            Catalogue(pool), store, UploadLimits(settings.max_upload_bytes, settings.max_pixels)
         )
         server = photo_grpc_server(
             settings, tokens, PhotoServicer(service, settings.public_base_url, metrics), readiness
