@@ -80,6 +80,19 @@ BEFORE = [
     " kept, for no measurable gain: writing the original to the pipe in 1 MiB chunks (1.27"
     " -> 1.25 ms), aiohttp's total instead of per-read timeout, GOMAXPROCS=1 for rclone.",
     "",
+    "Counted again later that day (09:40-09:50 UTC, on a slower day for this machine: the"
+    " throughput section's images per second 12.0 and 21.6 against 14.5 and 27.4 in the"
+    " morning), user and system CPU per photo over a drain, read from /proc: the"
+    " thumbnailer's main thread 7.1 and 1.3 ms, its S3 threads 1.3 and 1.3, rclone 4.0 and"
+    " 4.0, the notifier 2.5 and 0.2, PostgreSQL 1.5 and 1.0, RabbitMQ 1.3 and 0.8, the image"
+    " workers 72.9 and 5.6. The main thread's Python, under py-spy --gil at 500 Hz, has no"
+    " frame above 7%: copying the original into the shared buffer 7%, the three PUTs 8%, the"
+    " GET 7%, the relay 8%, AMQP frames 6%, log lines 3%, and asyncio's own machinery most of"
+    " the rest: the cost of some 25 socket sends and 60 turns of the event loop per photo."
+    " 0.85 needs that and the servers' share about halved, which takes fewer round trips per"
+    " photo (a status change is five statements, a relayed event four and a confirmed"
+    " publish), not a faster step.",
+    "",
     "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
     " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"
     " 0.57-0.66), implied by CPU time 0.67; image workers busy 74-79%. CPU ms per photo in"
