@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "thumbwire_outbox"
 # One relay publishes at a time (whichever holds this lock), so that rows reach the broker in
 # id order; with the event lock, a workspace's events arrive at the notifiers in id order.
-_RELAY_LOCK = (0x7477, 0)
+RELAY_LOCK = (0x7477, 0)
 _BATCH_SIZE = 200
 # The services that run a relay of their own, by their connections' application_name. Each
 # NOTIFY names the writer's application_name, and a relay leaves the rows of another such
@@ -35,23 +35,31 @@ _BATCH_SIZE = 200
 # relay, and any relay's poll still publishes a row that its own relay missed.
 SELF_RELAYING = frozenset({"thumbwire-upload", "thumbwire-thumbnailer"})
 
-# One statement, not a SELECT then a DELETE: a round trip fewer per batch, and a relay wakes
-# for nearly every event (the thumbnailer's two per photo).
-_TAKE_BATCH = """
-DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)
-RETURNING id, exchange, routing_key, body, headers"""
-
-# The relay lock, and an asynchronous commit for the batch's deletion (this transaction only):
-# PostgreSQL does not wait for, nor spend, a WAL flush per batch. A crash of PostgreSQL can lose
-# only the deletions after the last synchronous commit; any row written later was committed
-# synchronously, so it would have flushed them. The rows that come back are therefore the last
-# ones published, and go again, in id order, as after a relay that dies before its commit: at
-# least once, as before. One row enqueued and relayed, 200 times x3: PostgreSQL 0.50-0.55 ->
-# 0.35-0.40 ms, the relay 0.84-0.88 -> 0.64-0.79 ms of CPU.
-LOCK_FOR_BATCH = (
-    "SELECT pg_try_advisory_xact_lock($1, $2)"
-    " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
-)
+# A batch in one statement: the relay lock, an asynchronous commit for the batch's deletion
+# (this transaction only), and the rows, deleted as they are read. It answers one row at least,
+# whose `holds` says whether this relay holds the lock (the other columns are NULL when it took
+# nothing). As three statements (the lock, a SELECT, a DELETE) a relayed event cost two round
+# trips more, and a relay wakes for nearly every event (the thumbnailer's two per photo).
+#
+# The asynchronous commit: PostgreSQL does not wait for, nor spend, a WAL flush per batch. A
+# crash of PostgreSQL can lose only the deletions after the last synchronous commit; any row
+# written later was committed synchronously, so it would have flushed them. The rows that come
+# back are therefore the last ones published, and go again, in id order, as after a relay that
+# dies before its commit: at least once, as before. One row enqueued and relayed, 200 times x3:
+# PostgreSQL 0.50-0.55 -> 0.35-0.40 ms, the relay 0.84-0.88 -> 0.64-0.79 ms of CPU.
+#
+# `relay` is evaluated once (a CTE with a volatile function is materialized), and the DELETE's
+# condition on it is evaluated before the DELETE reads a row.
+TAKE_BATCH = """
+WITH relay AS (
+    SELECT pg_try_advisory_xact_lock($1, $2)
+           AND set_config('synchronous_commit', 'off', true) IS NOT NULL AS holds),
+taken AS (
+    DELETE FROM outbox
+     WHERE (SELECT holds FROM relay)
+       AND id IN (SELECT id FROM outbox ORDER BY id LIMIT $3)
+    RETURNING id, exchange, routing_key, body, headers)
+SELECT relay.holds, taken.* FROM relay LEFT JOIN taken ON true"""
 
 OutboxExchange = Literal["jobs", "events"]
 
@@ -141,12 +149,13 @@ class OutboxRelay:
         as it is read, and the deletion commits only if every row was confirmed: a failure
         rolls it back, and the rows already published go again (at least once)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(LOCK_FOR_BATCH, *_RELAY_LOCK):
+            rows = await conn.fetch(TAKE_BATCH, *RELAY_LOCK, _BATCH_SIZE)
+            if not rows[0]["holds"]:
                 return None
-            rows = await conn.fetch(_TAKE_BATCH, _BATCH_SIZE)
-            for row in sorted(rows, key=lambda r: r["id"]):
+            taken = sorted((r for r in rows if r["id"] is not None), key=lambda r: r["id"])
+            for row in taken:
                 await self._publish(row)
-            return len(rows)
+            return len(taken)
 
     async def _publish(self, row: asyncpg.Record) -> None:
         message = persistent_message(row["body"], f"outbox-{row['id']}", row["headers"])

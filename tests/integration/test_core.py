@@ -157,14 +157,30 @@ async def _until_outbox_empty(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_relay_batch_commits_asynchronously_and_only_itself(pool: asyncpg.Pool) -> None:
-    """The batch's transaction turns synchronous_commit off (outbox.LOCK_FOR_BATCH); the
+    """The batch's transaction turns synchronous_commit off (outbox.TAKE_BATCH); the
     connection's next transaction commits synchronously again."""
     async with pool.acquire() as conn:
         default = await conn.fetchval("SHOW synchronous_commit")
         async with conn.transaction():
-            assert await conn.fetchval(outbox.LOCK_FOR_BATCH, 1, 2)
+            rows = await conn.fetch(outbox.TAKE_BATCH, 1, 2, 10)
+            assert [(r["holds"], r["id"]) for r in rows] == [(True, None)]  # held, took nothing
             assert await conn.fetchval("SHOW synchronous_commit") == "off"
         assert await conn.fetchval("SHOW synchronous_commit") == default
+
+
+async def test_a_relay_without_the_relay_lock_takes_nothing(pool: asyncpg.Pool, exchanges) -> None:
+    """While another relay holds the lock, a batch leaves every row where it is (publish_batch
+    answers None, and drain waits for the lock); once the lock is free, the rows go in order."""
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(3):
+            await outbox.enqueue(conn, "events", f"relay.locked-{n}", b"{}")
+    relay = outbox.OutboxRelay(pool, exchanges)
+    async with pool.acquire() as holder, holder.transaction():
+        assert await holder.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *outbox.RELAY_LOCK)
+        assert await relay.publish_batch() is None
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+    assert await relay.publish_batch() == 3
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_relay_keeps_jobs_nobody_can_receive(
