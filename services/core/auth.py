@@ -39,10 +39,17 @@ _REJECTIONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
 
 @dataclass(frozen=True)
 class Claims:
-    """Who called (`sub`) and the workspaces the caller may read and write."""
+    """Who called (`sub`), the workspaces the caller may read and write, and when the token
+    expires (`exp`, seconds since the epoch)."""
 
     sub: str
     workspaces: frozenset[str]
+    expires_at: float
+
+    def valid_until(self) -> float:
+        """The last moment verify() accepts the token (its exp and the leeway for clock
+        skew): a stream it opened ends then (services.notifier)."""
+        return self.expires_at + LEEWAY_S
 
     def require(self, workspace_id: str) -> None:
         """PermissionDenied unless the token lists `workspace_id`."""
@@ -117,7 +124,7 @@ def claims_of(payload: Mapping[str, Any]) -> Claims:
         raise Unauthenticated("the token's sub claim must be a non-empty string")
     if not isinstance(workspaces, list) or not all(isinstance(w, str) for w in workspaces):
         raise Unauthenticated("the token's workspaces claim must be a list of workspace ids")
-    return Claims(sub, frozenset(workspaces))
+    return Claims(sub, frozenset(workspaces), float(payload["exp"]))
 
 
 def _rejection(exc: jwt.InvalidTokenError) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -23,6 +24,10 @@ from services.core.errors import ClientError, InvalidArgument, Unauthenticated
 NO_TOKEN = "no bearer token: send the metadata `authorization: Bearer <token>`"
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+# The claims of the call being served, for a servicer that needs more than its admission
+# (NotifierService ends a stream when its token expires). grpc.aio serves each call in a task
+# of its own, so each call sees its own.
+CALLER: ContextVar[Claims | None] = ContextVar("thumbwire_caller", default=None)
 _FACTORIES = {
     (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
     (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
@@ -62,6 +67,10 @@ class Admission:
         except Unauthenticated as exc:
             return cls(None, exc)
 
+    @property
+    def claims(self) -> Claims | None:
+        return self._claims
+
     async def authenticated(self, context: grpc.aio.ServicerContext) -> None:
         """Aborts the call with UNAUTHENTICATED unless its token verified."""
         if self._failure is not None:
@@ -99,6 +108,7 @@ def guarded(behavior: Behavior, admission: Admission, streams: tuple[bool, bool]
 
     async def admitted(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await admission.authenticated(context)
+        CALLER.set(admission.claims)
         if request_streaming:
             return admission.checked_stream(request, context)
         await admission.check(request, context)

@@ -28,7 +28,7 @@ from services.core.photos import (
 from services.core.readiness import Readiness
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.notifier import sse
-from services.notifier.gateway_auth import bearer_auth
+from services.notifier.gateway_auth import CLAIMS, bearer_auth
 from services.notifier.hub import Hub
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.page import PAGE_FILES, add_page_routes
@@ -129,7 +129,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
-    """SSE: replays after Last-Event-ID (or ?last_event_id=), then streams live events."""
+    """SSE: replays after Last-Event-ID (or ?last_event_id=), then streams live events; the
+    body ends when the request's token expires (the client's reconnect with it is refused,
+    and a page asks for a new one)."""
     deps = request.app[DEPS]
     workspace_id = validation.workspace_id(request.match_info["workspace_id"])
     after_event_id = resume_point(request)
@@ -137,6 +139,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     response.content_type = sse.CONTENT_TYPE
     # Subscribed before the headers go out: a client that has them misses no later event.
     async with deps.hub.subscribe(workspace_id) as live:
+        live.expire_at(request[CLAIMS].valid_until())
         await response.prepare(request)
         await response.write(sse.retry_frame())
         base_url = deps.settings.public_base_url

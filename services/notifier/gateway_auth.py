@@ -15,10 +15,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from services.core import validation
-from services.core.auth import TokenAuthority, bearer_token
+from services.core.auth import Claims, TokenAuthority, bearer_token
 from services.core.errors import Unauthenticated
 
 ACCESS_TOKEN_PARAMETER = "access_token"
+# The verified claims of the request's token, for a handler that needs them (the SSE stream ends
+# when its token expires).
+CLAIMS = web.RequestKey("claims", Claims)
 NO_TOKEN = (
     "no bearer token: send the header `Authorization: Bearer <token>`"
     f" or the query parameter `{ACCESS_TOKEN_PARAMETER}`"
@@ -48,6 +51,7 @@ def bearer_auth(tokens: TokenAuthority, open_paths: Iterable[str]) -> Middleware
         workspace_id = request.match_info.get("workspace_id")
         if workspace_id is not None:
             claims.require(validation.workspace_id(workspace_id))
+        request[CLAIMS] = claims
         return await handler(request)
 
     return authenticate

@@ -16,6 +16,7 @@ from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 from services.core import convert, validation
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError
+from services.core.grpc_auth import CALLER
 from services.notifier.grpc_writes import WriteStalled, finish_stalled, write_bounded
 from services.notifier.hub import Hub
 from services.notifier.metrics import NotifierMetrics
@@ -24,6 +25,9 @@ from services.notifier.stream import replay_then_live
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_name
+TOKEN_EXPIRED = (
+    "the token has expired: subscribe again with a new token, from the last event id received"
+)
 
 
 class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
@@ -47,8 +51,9 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     async def Subscribe(  # noqa: N802 (the RPC's name)
         self, request: notifier_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        """Replays, then streams live; ends with OK when the hub ends the subscription, and
-        with UNAVAILABLE (resume from the last id) when the client stopped taking messages."""
+        """Replays, then streams live; ends with OK when the hub ends the subscription, with
+        UNAVAILABLE (resume from the last id) when the client stopped taking messages, and with
+        UNAUTHENTICATED when the call's token expires."""
         try:
             workspace_id = validation.workspace_id(request.workspace_id)
             after_event_id = validation.after_event_id(request.after_event_id)
@@ -69,7 +74,10 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     ) -> None:
         """The response headers go out once the subscription is registered, so a client that
         awaits them knows every later event will reach it."""
+        claims = CALLER.get()
         async with self._hub.subscribe(workspace_id) as live:
+            if claims is not None:
+                live.expire_at(claims.valid_until())
             await context.send_initial_metadata(())
             events = self._metrics.counted(
                 "grpc", replay_then_live(self._pool, live, after_event_id)
@@ -84,3 +92,5 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
                 except DATABASE_ERRORS as exc:
                     log.warning("event replay failed: %s", exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "the event log is unavailable")
+            if live.expired:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, TOKEN_EXPIRED)

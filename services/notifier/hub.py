@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Protocol
@@ -56,6 +57,8 @@ class Subscription:
     ) -> None:
         self.workspace_id = workspace_id
         self.overflowed = False
+        self.expired = False  # ended by expire_at
+        self._expiry: asyncio.TimerHandle | None = None
         self._max_pending = max_pending
         self._on_close = on_close
         self._closed = False
@@ -101,11 +104,29 @@ class Subscription:
         else:
             self.offer(HEARTBEAT)
 
+    def expire_at(self, deadline: float) -> None:
+        """Ends the subscription at `deadline` (seconds since the epoch), and marks it
+        `expired`: the token that opened the stream is no longer accepted then, so its events
+        stop too. The client subscribes again with a new token and resumes from its last id."""
+        if self._closed:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay_s = max(0.0, deadline - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay_s, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        log.info("a stream of %s ended: its token expired", self.workspace_id)
+        self.close()
+
     def close(self) -> None:
         """Ends the iteration after the events already queued; idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._direct = None
         self._queue.put_nowait(None)
         self._on_close(self)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,7 @@ from aio_pika import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from services.core.auth import LEEWAY_S, TokenAuthority
 from services.core.config import Settings
 from services.core.events import EventType
 from services.core.outbox import OutboxRelay
@@ -499,3 +501,50 @@ async def test_stop_ends_open_streams_and_serve_returns(
                 await sse.close()
     finally:
         await running.close()
+
+
+# --- token expiry ---------------------------------------------------------------------------------
+
+
+def expiring_token(settings: Settings, workspace_id: str, valid_for_s: float) -> str:
+    """A token that verify() accepts for about `valid_for_s` more seconds (its exp already
+    passed, within the leeway for clock skew)."""
+    assert settings.auth_secret
+    issued = time.time() - LEEWAY_S - 1 + valid_for_s
+    return TokenAuthority(settings.auth_secret).issue("ann", [workspace_id], 1, now=issued)
+
+
+async def test_streams_end_when_their_token_expires(
+    notifier: RunningNotifier, pool: asyncpg.Pool, relay: OutboxRelay, http: aiohttp.ClientSession
+) -> None:
+    """Events reach a stream until its token expires, then the stream ends: gRPC with
+    UNAUTHENTICATED, SSE with the end of its body (EventSource's reconnect with that token is
+    refused). A stream with a fresh token goes on."""
+    settings, workspace_id = notifier.settings, new_workspace()
+    token = expiring_token(settings, workspace_id, valid_for_s=3)
+    events = f"{notifier.http}/v1/workspaces/{workspace_id}/events?access_token={token}"
+    sse = await SseSubscription.open(http, events)
+    try:
+        async with (
+            GrpcSubscription(settings, workspace_id, token=token) as expiring,
+            GrpcSubscription(settings, workspace_id) as lasting,
+        ):
+            seen = await prime(expiring, pool, relay, workspace_id)
+            assert int((await sse.next_event()).fields["id"]) >= seen  # type: ignore[union-attr]
+            ended_by = time.time() + 3 + 5
+            while await expiring.next(wait_s=10) is not None:
+                pass  # its events, until its token expires
+            assert time.time() < ended_by
+            assert await expiring.call.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "token has expired" in await expiring.call.details()
+            async with asyncio.timeout(10):
+                while await sse.next_frame() is not None:
+                    pass  # heartbeats, then the end of the body
+            after = await publish_new_photo(pool, relay, workspace_id)
+            while (message := await lasting.next()) is not None and message.id < after:
+                pass
+            assert message is not None and message.id == after
+            refused = await http.get(events)
+            assert refused.status == 401
+    finally:
+        await sse.close()

@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from services.cli.token import duration_s
-from services.core.auth import Claims, TokenAuthority, bearer_token
+from services.core.auth import LEEWAY_S, Claims, TokenAuthority, bearer_token
 from services.core.config import ConfigError, Settings
 from services.core.dev_secret import load_or_create_dev_secret, read_dev_secret
 from services.core.errors import PermissionDenied, Unauthenticated
@@ -37,7 +37,10 @@ def later(seconds: float = 600) -> int:
 
 def test_an_issued_token_verifies_to_its_claims(tokens: TokenAuthority) -> None:
     token = tokens.issue("ann", ["ws-b", "ws-a", "ws-a"], ttl_s=60)
-    assert tokens.verify(token) == Claims("ann", frozenset({"ws-a", "ws-b"}))
+    exp = jwt.decode(token, SECRET, algorithms=["HS256"])["exp"]
+    assert tokens.verify(token) == Claims("ann", frozenset({"ws-a", "ws-b"}), float(exp))
+    assert exp - time.time() == pytest.approx(60, abs=2)
+    assert tokens.verify(token).valid_until() == exp + LEEWAY_S
     assert jwt.decode(token, SECRET, algorithms=["HS256"])["workspaces"] == ["ws-a", "ws-b"]
 
 
@@ -109,7 +112,7 @@ def test_secrets_stay_out_of_reprs() -> None:
 
 
 def test_claims_admit_only_their_workspaces() -> None:
-    claims = Claims("ann", frozenset({"a", "b"}))
+    claims = Claims("ann", frozenset({"a", "b"}), later())
     claims.require("a")
     with pytest.raises(PermissionDenied, match="workspace c"):
         claims.require("c")

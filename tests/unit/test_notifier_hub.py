@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -61,6 +62,28 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones() -> None:
     assert [e async for e in open_before] == []
     assert [e async for e in hub.subscribe("ws")] == []
     assert hub.subscriber_count() == 0
+
+
+async def test_a_subscription_ends_when_its_token_expires() -> None:
+    hub = Hub()
+    expiring, other = hub.subscribe("ws"), hub.subscribe("ws")
+    expiring.expire_at(time.time() + 0.2)
+    hub.publish(event(1))
+    assert (await anext(expiring)).id == 1
+    async with asyncio.timeout(2):
+        assert [e async for e in expiring] == []  # ended, at its deadline
+    assert expiring.expired and expiring.closed
+    assert not other.closed and not other.expired
+    assert hub.subscriber_count("ws") == 1
+
+
+async def test_a_subscription_closed_before_its_expiry_is_not_marked_expired() -> None:
+    hub = Hub()
+    subscription = hub.subscribe("ws")
+    subscription.expire_at(time.time() + 0.05)
+    subscription.close()
+    await asyncio.sleep(0.15)
+    assert subscription.closed and not subscription.expired
 
 
 async def test_a_quiet_subscription_gets_a_heartbeat_every_second_beat() -> None:
