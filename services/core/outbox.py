@@ -38,8 +38,10 @@ SELF_RELAYING = frozenset({"thumbwire-upload", "thumbwire-thumbnailer"})
 # A batch in one statement: the relay lock, an asynchronous commit for the batch's deletion
 # (this transaction only), and the rows, deleted as they are read. It answers one row at least,
 # whose `holds` says whether this relay holds the lock (the other columns are NULL when it took
-# nothing). As three statements (the lock, a SELECT, a DELETE) a relayed event cost two round
-# trips more, and a relay wakes for nearly every event (the thumbnailer's two per photo).
+# nothing). A relay wakes for nearly every event (the thumbnailer's two per photo), and each
+# statement is a round trip: the lock, then a SELECT and a DELETE, were three. One row
+# enqueued and relayed, medians of 12 rounds of 300: with the lock a statement of its own, the
+# relay 0.95 ms of CPU and PostgreSQL 0.57; in one, 0.86 and 0.50.
 #
 # The asynchronous commit: PostgreSQL does not wait for, nor spend, a WAL flush per batch. A
 # crash of PostgreSQL can lose only the deletions after the last synchronous commit; any row
