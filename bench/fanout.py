@@ -48,7 +48,7 @@ SPREAD = [
     " 2026-12-02 on a quiet machine (load average under 1): before the change below, paced p99"
     " of 86, 87, 88, 88 and 90 ms with the notifier at 8.5 to 8.9 us of CPU per delivery;"
     " after it, 70, 71, 80, 86 and 88 ms at 6.5 to 7.0 us. Earlier runs of the older code with"
-    " other work on the machine gave 98 to 130 ms. Later that day (09:55-10:12 UTC) the"
+    " other work on the machine gave 98 to 130 ms. Later that day (10:08-10:12 UTC) the"
     " machine's own send() was about twice as slow: the fan-out-alone table's bare write loop"
     " took 10.1 us per delivery against 4.7 in the morning (the hub 1.16x of it). The 10,000"
     " stamped scenario then gave paced p99 125, 127, 127 and 129 ms in four runs, alternately"
