@@ -40,9 +40,13 @@ def token_authority(settings: Settings) -> TokenAuthority:
         raise SystemExit(f"thumbwire: {exc}") from None
 
 
+def given_token(args: argparse.Namespace) -> str:
+    """The token the user gave (--token, else $THUMBWIRE_TOKEN); "" when none."""
+    return (args.token or os.environ.get(TOKEN_VARIABLE, "")).strip()
+
+
 def command_token(settings: Settings, args: argparse.Namespace, workspaces: Iterable[str]) -> str:
-    """The token a command sends for `workspaces`."""
-    given = args.token or os.environ.get(TOKEN_VARIABLE, "")
-    if given.strip():
-        return given.strip()
-    return token_authority(settings).issue(OWN_TOKEN_SUB, workspaces, OWN_TOKEN_TTL_S)
+    """The token a command sends for `workspaces`: the one given, else a new one it signs."""
+    return given_token(args) or token_authority(settings).issue(
+        OWN_TOKEN_SUB, workspaces, OWN_TOKEN_TTL_S
+    )

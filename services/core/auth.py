@@ -25,6 +25,11 @@ SECRET_VARIABLE = "THUMBWIRE_AUTH_SECRET"
 AUTHORIZATION = "authorization"
 SCHEME = "Bearer"
 REQUIRED_CLAIMS = ["exp", "sub", "workspaces"]
+# How a stream ends when its token expires (Claims.valid_until): the notifier's UNAUTHENTICATED
+# detail, which tells a client to subscribe again with a new token (the CLI's watch does).
+STREAM_TOKEN_EXPIRED = (
+    "the token has expired: subscribe again with a new token, from the last event id received"
+)
 
 # Most specific first: ExpiredSignatureError and the others are InvalidTokenErrors too.
 _REJECTIONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (

@@ -14,6 +14,7 @@ import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from services.core import convert, validation
+from services.core.auth import STREAM_TOKEN_EXPIRED
 from services.core.database import DATABASE_ERRORS
 from services.core.errors import ClientError
 from services.core.grpc_auth import CALLER
@@ -25,9 +26,6 @@ from services.notifier.stream import replay_then_live
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_name
-TOKEN_EXPIRED = (
-    "the token has expired: subscribe again with a new token, from the last event id received"
-)
 
 
 class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
@@ -93,4 +91,4 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
                     log.warning("event replay failed: %s", exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "the event log is unavailable")
             if live.expired:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, TOKEN_EXPIRED)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, STREAM_TOKEN_EXPIRED)

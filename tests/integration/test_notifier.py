@@ -4,6 +4,7 @@ subscribers, resume is exact, thumbnails are served by URL, and stop ends every 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -20,7 +21,9 @@ from aio_pika import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.core.auth import LEEWAY_S, TokenAuthority
+from services.cli import credentials, watch
+from services.cli.credentials import TOKEN_VARIABLE
+from services.core.auth import LEEWAY_S, STREAM_TOKEN_EXPIRED, TokenAuthority
 from services.core.config import Settings
 from services.core.events import EventType
 from services.core.outbox import OutboxRelay
@@ -536,7 +539,7 @@ async def test_streams_end_when_their_token_expires(
                 pass  # its events, until its token expires
             assert time.time() < ended_by
             assert await expiring.call.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert "token has expired" in await expiring.call.details()
+            assert await expiring.call.details() == STREAM_TOKEN_EXPIRED
             async with asyncio.timeout(10):
                 while await sse.next_frame() is not None:
                     pass  # heartbeats, then the end of the body
@@ -548,3 +551,43 @@ async def test_streams_end_when_their_token_expires(
             assert refused.status == 401
     finally:
         await sse.close()
+
+
+async def test_watch_resubscribes_with_a_new_token_when_its_own_expires(
+    notifier: RunningNotifier,
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`thumbwire watch`, signing its own tokens, prints every event once across the end of a
+    stream whose token expired: it subscribes again after the last event it printed."""
+    monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
+    monkeypatch.setattr(credentials, "OWN_TOKEN_TTL_S", 1.0)  # valid 1 s, plus the leeway
+    workspace_id = new_workspace()
+    before = await publish_new_photo(pool, relay, workspace_id)  # after_event_id 0 replays none
+    first = await publish_new_photo(pool, relay, workspace_id)
+    args = argparse.Namespace(workspace=workspace_id, after=before, token=None)
+    watching = asyncio.create_task(watch.run(notifier.settings, args))
+    out, err = "", ""
+    try:
+        async with asyncio.timeout(20):
+            while "subscribing again after event" not in err:
+                await asyncio.sleep(0.2)
+                captured = capsys.readouterr()
+                out, err = out + captured.out, err + captured.err
+            second = await publish_new_photo(pool, relay, workspace_id)
+            while second not in printed_ids(out):
+                await asyncio.sleep(0.2)
+                out += capsys.readouterr().out
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    assert printed_ids(out) == [first, second]
+    assert f"the stream's token expired; subscribing again after event {first}" in err
+
+
+def printed_ids(out: str) -> list[int]:
+    """The event ids of `thumbwire watch` lines (each starts with the id and a tab)."""
+    return [int(line.split("\t")[0]) for line in out.splitlines()]
