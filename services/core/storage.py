@@ -58,9 +58,7 @@ class ObjectInfo:
 
 
 class ObjectStore:
-    def __init__(
-        self, client: Minio, bucket: str, threads: int = 16, small_puts: SignedPut | None = None
-    ) -> None:
+    def __init__(self, client: Minio, bucket: str, threads: int, small_puts: SignedPut) -> None:
         self._client = client
         self.bucket = bucket
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="object-store")
@@ -97,8 +95,7 @@ class ObjectStore:
     async def close(self) -> None:
         """Closes the event loop's HTTP connections and lets the store's threads end (a call
         still running finishes first; none may be started after)."""
-        if self._small_puts is not None:
-            await self._small_puts.close()
+        await self._small_puts.close()
         self._threads.shutdown(wait=False)
 
     async def ensure_bucket(self) -> None:
@@ -110,7 +107,7 @@ class ObjectStore:
 
     async def put(self, key: str, data: bytes, content_type: str, sha256: str = "") -> None:
         """`sha256`: the data's SHA-256 (hex), if the caller has it already."""
-        if self._small_puts is None or len(data) > SMALL_PUT_BYTES:
+        if len(data) > SMALL_PUT_BYTES:
             await self.put_stream(key, io.BytesIO(data), len(data), content_type)
             return
         try:

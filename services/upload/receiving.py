@@ -56,7 +56,7 @@ class ReceivedFile:
         self.sha256 = spool.sha256() if self.data is not None else ""
 
     def reader(self) -> IO[bytes]:
-        """The bytes from the start; each call a reader of its own."""
+        """The bytes from the start: a new reader of the memory, or the file rewound."""
         if self.data is not None:
             return io.BytesIO(self.data)
         return self._spool.rewound_file()
@@ -103,15 +103,16 @@ class _Spool:
         return self._file
 
     def close(self) -> None:
-        self._chunks = []
-        self._budget.give_back(self._held)
-        self._held = 0
+        self._release_memory()
         if self._file is not None:
             self._file.close()
 
     def _spill(self) -> None:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._file.writelines(self._chunks)
+        self._release_memory()
+
+    def _release_memory(self) -> None:
         self._chunks = []
         self._budget.give_back(self._held)
         self._held = 0
