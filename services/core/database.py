@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # What a query raises when PostgreSQL is down, restarting or cut off: worth a retry, and
 # UNAVAILABLE (503) to a client. InternalClientError is how asyncpg reports a pooled connection
@@ -23,6 +27,58 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+# Of DATABASE_ERRORS, those that say the server cannot be reached or is going away (refused,
+# cut, restarting, shutting down, out of connection slots), not that a statement failed: the
+# answer to them is to wait for the server, and repeating a statement helps with no other.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says that PostgreSQL is out of reach for now (see _UNREACHABLE)."""
+    return isinstance(exc, _UNREACHABLE)
+
+
+# The pauses between tries while waiting for the database: doubling from the first to the last.
+_FIRST_PAUSE_S = 0.25
+_LONGEST_PAUSE_S = 5.0
+
+
+async def when_reachable(call: Callable[[], Awaitable[_T]], wait_s: float, what: str) -> _T:
+    """`call()`, tried again while it fails because PostgreSQL is out of reach, for up to
+    `wait_s`; then that error is raised, as is any other at once. `what` names the work in
+    the log lines that say it waits and when it goes on."""
+    deadline = time.monotonic() + wait_s
+    pause_s = _FIRST_PAUSE_S
+    waiting_since: float | None = None
+    while True:
+        try:
+            result = await call()
+        except DATABASE_ERRORS as exc:
+            remaining_s = deadline - time.monotonic()
+            if not is_unreachable(exc) or remaining_s <= 0:
+                raise
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                kind = type(exc).__name__
+                log.warning("%s: the database is unreachable (%s: %s): waiting", what, kind, exc)
+            await asyncio.sleep(min(pause_s, remaining_s))
+            pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
+            continue
+        if waiting_since is not None:
+            waited_s = time.monotonic() - waiting_since
+            log.info("%s: the database answered after %.1f s", what, waited_s)
+        return result
+
 
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x7468756D62

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 
+from services.core import database
 from services.core.broker import BROKER_ERRORS
 from services.core.database import DATABASE_ERRORS
 from services.core.jobs import JobHistory, ThumbnailJob
@@ -32,6 +33,13 @@ from services.thumbnailer.photo_locks import PhotoLocks
 from services.thumbnailer.stages import StageClock
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# How long a job waits for an unreachable database before its attempt counts as failed. The
+# delivery stays unacked meanwhile, which must stay well under RabbitMQ's consumer timeout
+# (30 minutes by default): past it the broker closes the channel and redelivers.
+DATABASE_WAIT_S = 600.0
 
 
 class Outcome(StrEnum):
@@ -68,6 +76,7 @@ class ThumbnailProcessor:
         policy: RetryPolicy | None = None,
         publisher: JobPublisher | None = None,
         on_rendered: Callable[[Rendition], None] | None = None,
+        database_wait_s: float = DATABASE_WAIT_S,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -75,6 +84,7 @@ class ThumbnailProcessor:
         self._policy = policy or RetryPolicy()
         self._publisher = publisher
         self._on_rendered = on_rendered
+        self._database_wait_s = database_wait_s
         self._photo_locks = PhotoLocks()
 
     async def process(self, job: ThumbnailJob, history: JobHistory | None = None) -> Outcome:
@@ -86,8 +96,11 @@ class ThumbnailProcessor:
         attempt = history.attempt  # until the database has counted it
         clock = StageClock()
         try:
-            claimed = await photo_state.claim(
-                self._pool, job, history.attempt, self._policy.max_attempts
+            claimed = await self._when_reachable(
+                job,
+                lambda: photo_state.claim(
+                    self._pool, job, history.attempt, self._policy.max_attempts
+                ),
             )
             if claimed is None:
                 log.info("photo %s is deleted or not due: job dropped", job.photo_id)
@@ -131,7 +144,9 @@ class ThumbnailProcessor:
         placeholder: str,
         clock: StageClock,
     ) -> Outcome:
-        done = await photo_state.complete(self._pool, job, thumbnails, placeholder)
+        done = await self._when_reachable(
+            job, lambda: photo_state.complete(self._pool, job, thumbnails, placeholder)
+        )
         if done is not None:
             clock.lap("commit")
             log.info("photo %s: thumbnails ready (%s)", job.photo_id, clock.summary())
@@ -145,6 +160,21 @@ class ThumbnailProcessor:
         keys = [thumbnail_key(job.workspace_id, job.photo_id, size) for size in ThumbnailSize]
         await self._store.delete_many(keys)
         return Outcome.DROPPED
+
+    async def _when_reachable(self, job: ThumbnailJob, change: Callable[[], Awaitable[_T]]) -> _T:
+        """`change` (a status change), once the database answers (database.when_reachable).
+
+        A database restart or failover is nobody's attempt at the photo. Failed instead, each
+        job the consumer took meanwhile climbed the ladder (30 s in all by default) and then
+        came back at its last attempt until the database returned: the backlog cycled through
+        the retry queues, and every photo in it was left at its last attempt, failed for good
+        by the next transient error. Waiting holds the delivery, so the consumer takes no more
+        jobs than its prefetch until the database is back. Past database_wait_s the error is
+        raised, and the attempt counts after all.
+
+        A change whose commit reached the server just as the connection broke is made again:
+        a claim then counts one more attempt, and a completion finds the photo complete."""
+        return await database.when_reachable(change, self._database_wait_s, f"photo {job.photo_id}")
 
     async def _after_failure(self, job: ThumbnailJob, attempt: int, failure: Failure) -> Outcome:
         log.warning(

@@ -5,6 +5,8 @@ photo is lost or left unfinished."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tests.support.pg_cluster import PrivatePostgres
 from tests.support.photo_client import PhotoClient
 from tests.support.rabbit_node import PrivateRabbitNode
 from tests.support.stack import Stack, own_settings
+from tests.support.thumbnailing import wait_until
 
 COMPLETE = photos_pb2.THUMBNAIL_STATUS_COMPLETE
 PENDING = photos_pb2.THUMBNAIL_STATUS_PENDING
@@ -46,7 +49,7 @@ async def client(stack: Stack) -> AsyncIterator[PhotoClient]:
 
 
 # One per test: the tests share the run's database.
-WORKSPACES = ("broker-down", "sigkill", "drain", "pgrestart")
+WORKSPACES = ("broker-down", "sigkill", "drain", "pgrestart", "pgoutage")
 
 
 def workspace(name: str) -> str:
@@ -187,25 +190,51 @@ async def _stream_until_closed(settings: Settings, ws: str) -> str:
         return "closed by the server"
 
 
-async def test_a_database_restart_during_work_loses_nothing(
+StackOnPrivatePostgres = Callable[
+    ..., contextlib.AbstractAsyncContextManager[tuple[Stack, PhotoClient]]
+]
+
+
+@pytest.fixture
+def on_private_postgres(
     settings: Settings,
     rabbit: PrivateRabbitNode,
     private_postgres: PrivatePostgres,
     store: ObjectStore,
     tmp_path: Path,
+) -> StackOnPrivatePostgres:
+    """on_private_postgres(workspace, **settings): a stack whose database is the test's own
+    PostgreSQL server (to stop and start), and a client of it; every service must be alive
+    at the end, and exit cleanly."""
+
+    @contextlib.asynccontextmanager
+    async def running(name: str, **changes: object) -> AsyncIterator[tuple[Stack, PhotoClient]]:
+        own = own_settings(
+            settings,
+            name,
+            amqp_url=rabbit.amqp_url,
+            database_url=private_postgres.url(f"thumbwire_{name}"),
+            **changes,
+        )
+        stack = Stack(own, tmp_path)
+        await stack.start()
+        client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))
+        try:
+            yield stack, client
+            assert all(stack.alive().values()), stack.logs()
+        finally:
+            await client.close()
+            codes = stack.stop()
+        assert set(codes.values()) == {0}, codes
+
+    return running
+
+
+async def test_a_database_restart_during_work_loses_nothing(
+    private_postgres: PrivatePostgres, on_private_postgres: StackOnPrivatePostgres
 ) -> None:
-    own = own_settings(
-        settings,
-        "pgrestart",
-        amqp_url=rabbit.amqp_url,
-        database_url=private_postgres.url("thumbwire_restart"),
-        thumbnailer_concurrency=2,
-    )
-    stack = Stack(own, tmp_path)
-    await stack.start()
-    client = PhotoClient(own.upload_addr, token_for(own, *WORKSPACES))
     ws = workspace("pgrestart")
-    try:
+    async with on_private_postgres(ws, thumbnailer_concurrency=2) as (stack, client):
         uploads = asyncio.create_task(_upload_steadily(client, ws, count=12))
         await asyncio.sleep(1.0)
         await asyncio.to_thread(private_postgres.restart)
@@ -213,17 +242,52 @@ async def test_a_database_restart_during_work_loses_nothing(
 
         finished = await client.wait_finished(uploaded)
         assert [p.thumbnail_status for p in finished] == [COMPLETE] * 12, stack.logs()
-        assert all(stack.alive().values()), stack.logs()
-        db = await asyncpg.connect(own.database_url)
+        db = await asyncpg.connect(stack.settings.database_url)
         try:
             count = await db.fetchval("SELECT count(*) FROM photos WHERE workspace_id = $1", ws)
         finally:
             await db.close()
         assert count == 12  # retried uploads did not make duplicates
+
+
+async def test_a_database_outage_longer_than_the_retry_ladder_spends_no_attempt(
+    private_postgres: PrivatePostgres, on_private_postgres: StackOnPrivatePostgres
+) -> None:
+    """Jobs that meet a stopped database wait for it and spend no attempt: the photos
+    complete at their first once it returns (they came back at their fifth, before)."""
+    ws = workspace("pgoutage")
+    async with on_private_postgres(
+        ws,
+        thumbnailer_concurrency=1,
+        retry_base_ms=100,  # the whole ladder: 1.5 s
+    ) as (stack, client):
+        thumbnailer = stack.processes["thumbnailer"].process
+        thumbnailer.send_signal(signal.SIGSTOP)  # the jobs queue up for it
+        try:
+            uploaded = [await client.upload(ws, images.jpeg(640 + i, 480)) for i in range(4)]
+            await _until_jobs_relayed(stack.settings.database_url)
+            await asyncio.to_thread(private_postgres.shut_down)
+        finally:
+            thumbnailer.send_signal(signal.SIGCONT)
+        await asyncio.sleep(4.0)
+        await asyncio.to_thread(private_postgres.start_again)
+
+        finished = await client.wait_finished(uploaded)
+        assert [p.thumbnail_status for p in finished] == [COMPLETE] * 4, stack.logs()
+        assert [p.thumbnail_attempts for p in finished] == [1] * 4
+
+
+async def _until_jobs_relayed(database_url: str) -> None:
+    """The upload service's relay has published every job to the broker."""
+    db = await asyncpg.connect(database_url)
+
+    async def relayed() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM outbox WHERE exchange = 'jobs'")
+
+    try:
+        await wait_until(relayed)
     finally:
-        await client.close()
-        codes = stack.stop()
-    assert set(codes.values()) == {0}, codes
+        await db.close()
 
 
 async def _upload_steadily(client: PhotoClient, ws: str, count: int) -> list[photos_pb2.Photo]:

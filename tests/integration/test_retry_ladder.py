@@ -4,11 +4,15 @@ lost when the database itself is what fails."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -38,6 +42,44 @@ def s3_proxy(settings: Settings) -> Iterator[TcpProxy]:
     proxy = TcpProxy(settings.s3_endpoint.split("://", 1)[1]).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def pg_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(urlsplit(settings.database_url).netloc.rsplit("@", 1)[-1]).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+async def proxied_pool(settings: Settings, pg_proxy: TcpProxy) -> AsyncIterator[asyncpg.Pool]:
+    """The test's database, reached only through `pg_proxy`."""
+    parts = urlsplit(settings.database_url)
+    user = parts.netloc.rsplit("@", 1)[0]
+    url = parts._replace(netloc=f"{user}@{pg_proxy.address}").geturl()
+    pool = await database.create_pool(url, 2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def processor_on_proxy(
+    proxied_pool: asyncpg.Pool,
+    store: ObjectStore,
+    renderer: RenderPool,
+    exchanges: dict[str, AbstractExchange],
+    topology: Topology,
+) -> Callable[..., ThumbnailProcessor]:
+    """Processors whose database is reached only through `pg_proxy`; keywords as
+    ThumbnailProcessor's."""
+    publisher = ExchangeJobPublisher(exchanges["jobs"])
+
+    def make(**options: Any) -> ThumbnailProcessor:
+        return ThumbnailProcessor(
+            proxied_pool, store, renderer, topology.retry, publisher, **options
+        )
+
+    return make
 
 
 @pytest.fixture
@@ -216,25 +258,48 @@ async def test_a_permanent_failure_fails_on_the_first_attempt_and_parks_the_job(
     assert parked[ATTEMPT_HEADER] == 1 and "could not be decoded" in parked[ERROR_HEADER]
 
 
-async def test_a_database_that_fails_mid_attempt_sends_the_job_up_the_ladder_directly(
-    settings: Settings,
+async def test_a_database_outage_spends_no_attempt_the_job_waits_for_it(
     pool: asyncpg.Pool,
     store: ObjectStore,
-    renderer: RenderPool,
-    exchanges: dict[str, AbstractExchange],
-    topology: Topology,
+    pg_proxy: TcpProxy,
+    processor_on_proxy: Callable[..., ThumbnailProcessor],
+) -> None:
+    """Cut off for longer than the whole ladder (1.5 s here), the job neither fails nor
+    counts an attempt: it holds its delivery and goes on once the database is back."""
+    photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
+    cut_off = processor_on_proxy()
+
+    pg_proxy.cut()
+    job = ThumbnailJob(photo.workspace_id, photo.id)
+    attempt = asyncio.create_task(cut_off.process(job, JobHistory(1)))
+    await asyncio.sleep(3.0)
+    assert not attempt.done()
+    pg_proxy.restore()
+
+    assert await asyncio.wait_for(attempt, 20) == Outcome.COMPLETED
+    done = await wait_for_status(pool, photo)
+    assert done.thumbnail_status == ThumbnailStatus.COMPLETE
+    assert done.thumbnail_attempts == 1
+    assert EventType.RETRYING not in event_types(await photo_events(pool, photo))
+
+
+async def test_a_database_out_of_reach_past_the_wait_sends_the_job_up_the_ladder_directly(
+    pool: asyncpg.Pool,
+    store: ObjectStore,
+    pg_proxy: TcpProxy,
+    processor_on_proxy: Callable[..., ThumbnailProcessor],
     thumbnailer: Thumbnailer,
 ) -> None:
-    """A worker whose database is gone can record neither the attempt nor the retry: it
-    publishes attempt 2 to the retry queue itself, and the job is not lost."""
+    """A worker whose database stays gone past its wait can record neither the attempt nor
+    the retry: it publishes attempt 2 to the retry queue itself, and the job is not lost."""
     photo = await seed_photo(pool, store, jpeg(300, 200), enqueue=False)
-    gone = await database.create_pool(settings.database_url, 1)
-    await gone.close()
-    publisher = ExchangeJobPublisher(exchanges["jobs"])
-    cut_off = ThumbnailProcessor(gone, store, renderer, topology.retry, publisher)
+    cut_off = processor_on_proxy(database_wait_s=1.0)
 
+    pg_proxy.cut()
+    started = time.monotonic()
     job = ThumbnailJob(photo.workspace_id, photo.id)
     assert await cut_off.process(job, JobHistory(1)) == Outcome.RETRYING
+    assert 1.0 <= time.monotonic() - started < 5
 
     done = await wait_for_status(pool, photo)  # the healthy thumbnailer takes attempt 2
     assert done.thumbnail_status == ThumbnailStatus.COMPLETE

@@ -34,6 +34,13 @@ class PrivatePostgres:
         """A fast restart: every connection is cut, then the server accepts new ones."""
         self._pg_ctl("restart")
 
+    def shut_down(self) -> None:
+        """A fast shutdown, until start_again(): connections are cut, new ones refused."""
+        self._pg_ctl("stop")
+
+    def start_again(self) -> None:
+        self._pg_ctl("start")
+
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "stop", check=False)
 
