@@ -101,11 +101,26 @@ def background(
     return task
 
 
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+# How long cancel_and_wait gives a cancelled task before it cancels it again.
+RECANCEL_AFTER_S = 1.0
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancels `task` and waits until it has ended. An error it had already ended with was
-    raised by whoever watched it, so it is only logged here."""
+    raised by whoever watched it, so it is only logged here.
+
+    The cancellation is repeated while the task goes on: one can be swallowed on its way
+    through a library, and a stop must not wait for ever. The fault tests' rare shutdown hang
+    was this: a thumbnailer's backlog gauges, cancelled while reading the database just after
+    it restarted, went on to their next sleep, and the exit waited on them."""
     task.cancel()
-    await asyncio.wait({task})
+    while not (await asyncio.wait({task}, timeout=RECANCEL_AFTER_S))[0]:
+        logging.getLogger(__name__).warning(
+            "task %s goes on after its cancellation, in %s: cancelling it again",
+            task.get_name(),
+            " <- ".join(reversed(await_chain(task.get_coro()))),
+        )
+        task.cancel()
     if not task.cancelled() and task.exception() is not None:
         logging.getLogger(__name__).debug(
             "task %s had ended with %r", task.get_name(), task.exception()

@@ -17,6 +17,7 @@ from aio_pika.abc import (
 from services.core import tracing
 from services.core.broker import BROKER_ERRORS, cancel_consumer
 from services.core.jobs import InvalidJob, JobHistory, ThumbnailJob
+from services.core.lifecycle import cancel_and_wait
 from services.core.topology import QUORUM
 from services.thumbnailer.metrics import ThumbnailerMetrics
 from services.thumbnailer.processing import Outcome, ThumbnailProcessor
@@ -64,9 +65,7 @@ class JobConsumer:
         await self._cancel_consumer()
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await asyncio.gather(*(cancel_and_wait(task) for task in late))
         if self._channel is not None:
             await self._channel.close()
 
