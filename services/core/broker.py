@@ -61,6 +61,7 @@ async def cancel_consumer(
     queue forgets the consumer before it asks the broker, so a consumer whose cancel could not
     be sent is not restored after a reconnect; its channel's close ends it for the broker."""
     try:
-        await asyncio.wait_for(queue.cancel(consumer_tag), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: see services/core/lifecycle.py
+            await queue.cancel(consumer_tag)
     except (*BROKER_ERRORS, TimeoutError) as exc:
         log.warning("consumer %s not cancelled on the broker: %r", consumer_tag, exc)

@@ -130,8 +130,10 @@ class OutboxRelay:
             log.warning("outbox relay cannot listen for notifications: %s", exc)
         while _is_open(listener):
             await self._drain_safely()
+            # Not wait_for, which in Python 3.11 can swallow a cancellation (lifecycle.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def drain(self) -> int:

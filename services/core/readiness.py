@@ -70,7 +70,8 @@ class Readiness:
         if not self.broker_connected():
             return False
         try:
-            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):  # not wait_for: see core/lifecycle.py
+                await self._pool.fetchval("SELECT 1")
         except DATABASE_ERRORS as exc:
             log.debug("readiness: database unreachable: %s", exc)
             return False
