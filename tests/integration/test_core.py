@@ -13,10 +13,13 @@ import pytest
 
 from services.core import database, outbox
 from services.core.config import Settings
+from services.core.events import EventRecord, EventType, record_event
 from services.core.lifecycle import cancel_and_wait
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
+from tests.support.images import jpeg
 from tests.support.ports import free_address
+from tests.support.seed import seed_photo
 
 
 async def test_migrations_are_idempotent(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -200,3 +203,26 @@ async def test_relay_keeps_jobs_nobody_can_receive(
     await pool.execute("DELETE FROM outbox")
     await exchange.delete()
     await channel.close()
+
+
+async def test_an_event_queues_its_own_json_for_the_notifiers(
+    pool: asyncpg.Pool, store: ObjectStore
+) -> None:
+    """The outbox body, built in the database around the row's id and time, is the event
+    as record_event returns it, with its time in UTC whatever the session's time zone."""
+    photo = await seed_photo(pool, store, jpeg(64, 48), enqueue=False)
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("SET LOCAL TimeZone = 'America/New_York'")
+            event = await record_event(conn, EventType.RETRYING, photo, "storage error: é", 2000)
+            body = await conn.fetchval(
+                "SELECT body FROM outbox WHERE exchange = 'events' ORDER BY id DESC LIMIT 1"
+            )
+        finally:
+            await transaction.rollback()  # nothing for the run's relays to publish
+    sent = json.loads(body)
+    assert EventRecord.from_json(sent) == event
+    assert sent["occurred_at"].endswith("+00:00")
+    assert sent["error"] == "storage error: é" and sent["retry_delay_ms"] == 2000
