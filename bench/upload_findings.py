@@ -40,7 +40,12 @@ FINDINGS = [
     " per photo joined the queue. Now the upload queues its job before its event, an outbox"
     " row and its notify are one statement, and the lock and the event row are one (the id"
     " is still drawn under the lock): two round trips and the commit. With the first two of"
-    " these: 3 ms idle, 35 ms saturated (p90 97 ms).",
+    " these: 3 ms idle, 35 ms saturated (p90 97 ms). Sampled later from pg_stat_activity"
+    " every 2 ms (2026-12-02 16:32-16:42 UTC, 3 rounds of each phase): each upload waited"
+    " 6-9 ms for the lock idle and 9-23 ms saturated, and its transaction waited 16-23 ms"
+    " idle and 31-35 ms saturated for the upload service to send its next statement (the"
+    " process busy with the other uploads); the event's outbox row is now part of the"
+    " lock's statement (below): one round trip and the commit.",
     "- Sync against async: a synchronous upload costs about 200 ms of CPU (the render"
     " workers and the server 156 ms, rclone 28 ms for the original and the three"
     " thumbnails; first profile), so on a machine whose cores are all busy the ratio of the"
@@ -80,7 +85,11 @@ FINDINGS = [
     " 1.4-1.8): saturated against idle 1.28x at p50 (idle 136 ms, saturated 175), but the"
     " thumbnailer made 28 photos' thumbnails in the saturated batches instead of 49-63, and"
     " a SCHED_IDLE worker gets almost nothing while any other process wants the core, so a"
-    " steady upload load would starve thumbnails: a choice of policy, not a fix.",
+    " steady upload load would starve thumbnails: a choice of policy, not a fix. Not the"
+    " scheduler's wake-up latency either (checked on 2026-12-02 16:30 UTC): a nice-0"
+    " thread sleeping 0.5 ms at a time woke 76 us late at p50 and 155 us at p99 beside two"
+    " CPU-bound processes at nice 10 (103 and 250 us with the cores idle), so the workers"
+    " yield at once when the upload path wakes.",
     "",
     "Changed, and the figures before:",
     "",
@@ -124,6 +133,13 @@ FINDINGS = [
     " (after every change then, load average about 3), saturated against idle"
     " is 1.55x at p50, as before (1.57x, load average about 5.7). With the thumbnailer busy,"
     " the upload path waits for the CPU instead.",
+    "- services/core/events.py: the lock, the event row, its outbox row and the notify in"
+    " one statement (the outbox body built by PostgreSQL around the row's id and time). The"
+    " wait for the lock, sampled as above with the code before and after alternated: 5.9-9.3"
+    " ms per upload idle and 9-23 saturated before, 2.5-4.1 and 2.9-7.6 after. The p50s did"
+    " not follow beyond the noise: 4 runs of this section each, alternated (16:37-16:46 UTC):"
+    " idle 154, 126, 145, 134 ms before and 124, 128, 145, 136 after; saturated 219, 200,"
+    " 208, 216 before and 202, 190, 229, 217 after.",
     "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. Measured"
     " side by side in the table above (third row: nice 0); in the first run with it"
     " (2026-12-02 04:46 UTC, load average about 5), saturated against idle at p50 was 1.65x"
