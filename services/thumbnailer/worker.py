@@ -13,6 +13,7 @@ import importlib
 import os
 import pickle
 import resource
+import signal
 import sys
 from collections.abc import Callable
 from typing import BinaryIO
@@ -32,6 +33,11 @@ Task = Callable[[bytes, int], object]
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The render pool decides when a worker ends (it closes stdin once the jobs are done, or
+    # kills it). Ctrl-C in a terminal (`make run`) sends SIGINT to the whole process group:
+    # without this the workers died mid-image with a KeyboardInterrupt, and the thumbnailer's
+    # graceful stop had no workers to finish its jobs with.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     args = _parse(argv)
     # Replies go to a copy of stdout; fd 1 becomes stderr, so that nothing a library prints
     # can corrupt them.

@@ -140,6 +140,20 @@ async def test_an_image_needing_more_memory_than_the_limit_is_rejected() -> None
         await pool.close()
 
 
+async def test_a_ctrl_c_to_the_process_group_leaves_the_workers_to_their_pool(
+    stand_in_pool: RenderPool,
+) -> None:
+    """SIGINT, which a terminal's Ctrl-C sends to every process of its group, neither ends a
+    worker nor its image: the pool decides when its workers stop."""
+    first = await asyncio.gather(stand_in_pool.render(PAUSE), stand_in_pool.render(PAUSE))
+    running = [asyncio.create_task(stand_in_pool.render(PAUSE)) for _ in range(2)]
+    await asyncio.sleep(0.2)  # both workers in the middle of their pause
+    for pid in stand_in_pool.worker_pids():
+        os.kill(pid, signal.SIGINT)
+
+    assert sorted(await asyncio.gather(*running)) == sorted(first)  # finished, same workers
+
+
 async def test_workers_run_at_a_lower_cpu_priority_than_the_thumbnailer() -> None:
     """Thumbnails are background work: the workers' niceness is the pool's own plus `nice`."""
     pool = RenderPool(1, ImageLimits(nice=7))
