@@ -111,11 +111,13 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
 
     The cancellation is repeated while the task goes on: one can be swallowed on its way
     through a library, and a stop must not wait for ever. The fault tests' rare shutdown hang
-    was this: a thumbnailer's backlog gauges, cancelled while reading the database just after
-    it restarted, went on to their next sleep, and the exit waited on them. One way to
-    swallow it: Python 3.11's asyncio.wait_for returns the result of an awaitable that ends in
-    the same turn as the cancellation, and drops the cancellation (bpo-42130, fixed in 3.12).
-    aiormq uses it for calls given a timeout; thumbwire's own code uses asyncio.timeout."""
+    was this: a thumbnailer's backlog gauges went on to their next sleep after their
+    cancellation, and the exit waited on them. A probe caught where: their reading of the
+    parking queue's depth (an aio-pika channel opened, a passive declare, the channel closed)
+    returned normally with the cancellation still pending. Another way to swallow one:
+    Python 3.11's asyncio.wait_for returns the result of an awaitable that ends in the same
+    turn as the cancellation, and drops the cancellation (bpo-42130, fixed in 3.12); so
+    thumbwire's own code uses asyncio.timeout."""
     task.cancel()
     while not (await asyncio.wait({task}, timeout=RECANCEL_AFTER_S))[0]:
         logging.getLogger(__name__).warning(
