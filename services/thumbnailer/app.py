@@ -101,6 +101,7 @@ async def start_status(
     readiness = await start_readiness(pool, connection, settings.readiness_interval_s, stack)
     parked_queue = Topology.from_settings(settings).parked_queue
     backlog = BacklogGauges(pool, connection, parked_queue, metrics, settings.readiness_interval_s)
+    stack.push_async_callback(backlog.close)  # after the task below is cancelled
     background(stack, backlog.run(), "backlog-gauges")
     status = StatusServer(settings.thumbnailer_metrics_addr, metrics, readiness)
     await status.start()

@@ -116,10 +116,48 @@ async def test_backlog_gauges_read_outbox_lag_and_parked_jobs(
             metrics = ThumbnailerMetrics()
             gauges = BacklogGauges(own_pool, amqp, topology.parked_queue, metrics, 1.0)
             await gauges.update()
+            assert gauge(metrics, "thumbwire_thumbnailer_outbox_lag_seconds") >= 90
+            assert gauge(metrics, "thumbwire_thumbnailer_parked_jobs") == 2
+
+            # One more parked job, read through the same channel.
+            await exchanges["jobs"].publish(
+                persistent_message(b"{}", "parked-2"), routing_key=PARKED_ROUTING_KEY
+            )
+            await _until_parked(gauges, metrics, 3)  # a quorum queue's count lags a little
+            await gauges.close()
         finally:
             await own_pool.close()
-    assert gauge(metrics, "thumbwire_thumbnailer_outbox_lag_seconds") >= 90
-    assert gauge(metrics, "thumbwire_thumbnailer_parked_jobs") == 2
+
+
+async def test_backlog_gauges_read_again_after_the_parking_queue_was_missing(
+    settings: Settings, pool: asyncpg.Pool, amqp: AbstractRobustConnection
+) -> None:
+    """A failed passive declare closes its channel; the next reading opens another."""
+    topology = Topology.from_settings(
+        dataclasses.replace(settings, namespace=f"{settings.namespace}-{workspace()}")
+    )
+    metrics = ThumbnailerMetrics()
+    gauges = BacklogGauges(pool, amqp, topology.parked_queue, metrics, 1.0)
+    await gauges.update()  # no such queue yet: the reading fails, the gauge stays 0
+    assert gauge(metrics, "thumbwire_thumbnailer_parked_jobs") == 0
+
+    exchanges = await declare_topology(await amqp.channel(), topology)  # the run's cleanup
+    await exchanges["jobs"].publish(
+        persistent_message(b"{}", "parked-0"), routing_key=PARKED_ROUTING_KEY
+    )
+    try:
+        await _until_parked(gauges, metrics, 1)
+    finally:
+        await gauges.close()
+
+
+async def _until_parked(gauges: BacklogGauges, metrics: ThumbnailerMetrics, count: int) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            await gauges.update()
+            if gauge(metrics, "thumbwire_thumbnailer_parked_jobs") == count:
+                return
+            await asyncio.sleep(0.1)
 
 
 def workspace() -> str:
