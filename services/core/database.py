@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from services.core import outages
+
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
@@ -48,36 +50,24 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, _UNREACHABLE)
 
 
-# The pauses between tries while waiting for the database: doubling from the first to the last.
-_FIRST_PAUSE_S = 0.25
-_LONGEST_PAUSE_S = 5.0
-
-
 async def when_reachable(call: Callable[[], Awaitable[_T]], wait_s: float, what: str) -> _T:
     """`call()`, tried again while it fails because PostgreSQL is out of reach, for up to
     `wait_s`; then that error is raised, as is any other at once. `what` names the work in
     the log lines that say it waits and when it goes on."""
-    deadline = time.monotonic() + wait_s
-    pause_s = _FIRST_PAUSE_S
     waiting_since: float | None = None
-    while True:
-        try:
-            result = await call()
-        except DATABASE_ERRORS as exc:
-            remaining_s = deadline - time.monotonic()
-            if not is_unreachable(exc) or remaining_s <= 0:
-                raise
-            if waiting_since is None:
-                waiting_since = time.monotonic()
-                kind = type(exc).__name__
-                log.warning("%s: the database is unreachable (%s: %s): waiting", what, kind, exc)
-            await asyncio.sleep(min(pause_s, remaining_s))
-            pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
-            continue
-        if waiting_since is not None:
-            waited_s = time.monotonic() - waiting_since
-            log.info("%s: the database answered after %.1f s", what, waited_s)
-        return result
+
+    def on_pause(exc: Exception, _pause_s: float) -> None:
+        nonlocal waiting_since
+        if waiting_since is None:
+            waiting_since = time.monotonic()
+            kind = type(exc).__name__
+            log.warning("%s: the database is unreachable (%s: %s): waiting", what, kind, exc)
+
+    result = await outages.ride_out(call, is_unreachable, wait_s, on_pause)
+    if waiting_since is not None:
+        waited_s = time.monotonic() - waiting_since
+        log.info("%s: the database answered after %.1f s", what, waited_s)
+    return result
 
 
 # Any constant works; it only has to be the same in every process that migrates.
