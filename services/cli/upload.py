@@ -6,18 +6,26 @@ import argparse
 import asyncio
 import mimetypes
 import os
-from collections.abc import AsyncIterator, Callable
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
+import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2_grpc
 
 from services.cli.credentials import add_token_argument, command_token
 from services.cli.progress import ProgressBar
+from services.core import outages
 from services.core.config import Settings
 from services.core.grpc_bearer import bearer_channel
 
 CHUNK_BYTES = 256 * 1024
+# How long `thumbwire upload` tries again while the upload service answers UNAVAILABLE.
+RETRY_FOR_S = 60.0
 TERMINAL_EVENTS = {"photo.thumbnail_ready", "photo.thumbnail_failed"}
+_T = TypeVar("_T")
 COMPLETE = photos_pb2.THUMBNAIL_STATUS_COMPLETE
 FAILED = photos_pb2.THUMBNAIL_STATUS_FAILED
 
@@ -45,17 +53,49 @@ async def file_requests(
 async def upload_file(
     stub: photos_pb2_grpc.PhotoServiceStub, path: Path, args: argparse.Namespace
 ) -> photos_pb2.Photo:
+    """Streams the file, again while the service answers UNAVAILABLE (when_available). Every
+    try carries the same idempotency key, so that a try whose answer was lost, after the
+    photo was recorded, does not make a second photo: the server answers with the first."""
     metadata = photos_pb2.UploadMetadata(
         workspace_id=args.workspace,
         item_id=args.item,
         filename=path.name,
         content_type=mimetypes.guess_type(path.name)[0] or "",
         caption=args.caption,
+        idempotency_key=uuid.uuid4().hex,
     )
-    progress = ProgressBar(path.name, await asyncio.to_thread(os.path.getsize, path))
-    photo = await stub.UploadPhoto(file_requests(path, metadata, progress))
-    progress.finish()
-    return photo
+    size = await asyncio.to_thread(os.path.getsize, path)
+
+    async def one_try() -> photos_pb2.Photo:
+        progress = ProgressBar(path.name, size)
+        try:
+            return await stub.UploadPhoto(file_requests(path, metadata, progress))
+        finally:
+            progress.finish()
+
+    return await when_available(one_try, str(path))
+
+
+async def when_available(call: Callable[[], Awaitable[_T]], what: str) -> _T:
+    """`call()`, tried again for up to RETRY_FOR_S while it fails with UNAVAILABLE: a service
+    or what it depends on is down for now (a restart, a database failover), and the API
+    says to try again. Each pause is said on stderr."""
+
+    def on_pause(exc: Exception, pause_s: float) -> None:
+        details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        print(
+            f"thumbwire: {what}: unavailable ({details}); trying again in {pause_s:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return await outages.ride_out(
+        call, _unavailable, RETRY_FOR_S, on_pause, first_pause_s=0.5, longest_pause_s=10.0
+    )
+
+
+def _unavailable(exc: Exception) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def report(photo: photos_pb2.Photo) -> None:
@@ -79,7 +119,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     token = command_token(settings, args, [args.workspace])
     async with bearer_channel(settings.upload_addr, token) as channel:
         stub = photos_pb2_grpc.PhotoServiceStub(channel)
-        await check_access(stub, args.workspace)
+        await when_available(lambda: check_access(stub, args.workspace), "the upload service")
         photos = []
         for path in args.files:
             photo = await upload_file(stub, path, args)

@@ -19,6 +19,7 @@ from services.core.config import Settings
 from services.core.storage import ObjectStore
 from tests.support import images
 from tests.support.auth import bearer, token_for
+from tests.support.cli import thumbwire
 from tests.support.pg_cluster import PrivatePostgres
 from tests.support.photo_client import PhotoClient
 from tests.support.rabbit_node import PrivateRabbitNode
@@ -49,7 +50,7 @@ async def client(stack: Stack) -> AsyncIterator[PhotoClient]:
 
 
 # One per test: the tests share the run's database.
-WORKSPACES = ("broker-down", "sigkill", "drain", "pgrestart", "pgoutage")
+WORKSPACES = ("broker-down", "sigkill", "drain", "pgrestart", "pgoutage", "cli-late")
 
 
 def workspace(name: str) -> str:
@@ -275,6 +276,35 @@ async def test_a_database_outage_longer_than_the_retry_ladder_spends_no_attempt(
         finished = await client.wait_finished(uploaded)
         assert [p.thumbnail_status for p in finished] == [COMPLETE] * 4, stack.logs()
         assert [p.thumbnail_attempts for p in finished] == [1] * 4
+
+
+async def test_the_cli_upload_waits_out_an_upload_service_that_is_down(
+    on_rabbit: Callable[[str], Settings], tmp_path: Path
+) -> None:
+    """`thumbwire upload` meets UNAVAILABLE (nothing listens yet), says so, tries again, and
+    uploads once the service is up: a restart does not fail a batch of uploads."""
+    own = on_rabbit("clilate")
+    stack = Stack(own, tmp_path)
+    await stack.start("notifier", "thumbnailer")
+    photo = tmp_path / "late.jpg"
+    photo.write_bytes(images.jpeg(800, 600))
+    ws = workspace("cli-late")
+    try:
+        upload = asyncio.create_task(
+            thumbwire(own, "upload", str(photo), "--workspace", ws, "--item", "i", "--wait")
+        )
+        await asyncio.sleep(3.0)
+        assert not upload.done()
+        await stack.start("upload")
+
+        result = await upload
+        assert result.returncode == 0, result.stderr
+        assert "late.jpg" in result.stdout and "uploaded as" in result.stdout
+        assert "unavailable" in result.stderr and "trying again in" in result.stderr
+        assert len([line for line in result.stdout.splitlines() if "large" in line]) == 1
+    finally:
+        codes = stack.stop()
+    assert set(codes.values()) == {0}, codes
 
 
 async def _until_jobs_relayed(database_url: str) -> None:
