@@ -25,9 +25,10 @@ CHUNK_BYTES = 256 * 1024
 # How long `thumbwire upload` tries again while the upload service answers UNAVAILABLE.
 RETRY_FOR_S = 60.0
 TERMINAL_EVENTS = {"photo.thumbnail_ready", "photo.thumbnail_failed"}
-_T = TypeVar("_T")
 COMPLETE = photos_pb2.THUMBNAIL_STATUS_COMPLETE
 FAILED = photos_pb2.THUMBNAIL_STATUS_FAILED
+
+_T = TypeVar("_T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
