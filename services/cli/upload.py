@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc, photos_pb2, photos_pb2_grpc
@@ -83,7 +83,7 @@ async def when_available(call: Callable[[], Awaitable[_T]], what: str) -> _T:
     says to try again. Each pause is said on stderr."""
 
     def on_pause(exc: Exception, pause_s: float) -> None:
-        details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        details = cast(grpc.aio.AioRpcError, exc).details()  # only those pass _unavailable
         print(
             f"thumbwire: {what}: unavailable ({details}); trying again in {pause_s:.1f} s",
             file=sys.stderr,

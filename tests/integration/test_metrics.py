@@ -152,12 +152,11 @@ async def test_backlog_gauges_read_again_after_the_parking_queue_was_missing(
 
 
 async def _until_parked(gauges: BacklogGauges, metrics: ThumbnailerMetrics, count: int) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            await gauges.update()
-            if gauge(metrics, "thumbwire_thumbnailer_parked_jobs") == count:
-                return
-            await asyncio.sleep(0.1)
+    async def parked() -> float:
+        await gauges.update()
+        return gauge(metrics, "thumbwire_thumbnailer_parked_jobs")
+
+    await until(parked, count)
 
 
 def workspace() -> str:
