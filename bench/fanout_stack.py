@@ -25,7 +25,7 @@ from aio_pika.abc import AbstractRobustConnection
 from bench.stack_cleanup import drop_database
 from services.core import broker, database
 from services.core.config import Settings
-from services.core.events import EventType, record_event
+from services.core.events import EventType, change_photo
 from services.core.outbox import OutboxRelay
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord
 from services.core.topology import Topology, declare_exchanges
@@ -59,6 +59,9 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+_TOUCH = f"UPDATE photos SET updated_at = clock_timestamp() WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+
+
 def cpu_s(pid: int) -> float:
     """The process's CPU time so far, user and system, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -75,10 +78,9 @@ class Stack:
 
     async def commit_event(self) -> tuple[int, float]:
         """Commits one event and publishes it; its id and the wall-clock time of the commit."""
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                event = await record_event(conn, EventType.PROCESSING, self.photo)
-            committed = time.time()
+        event = await change_photo(self.pool, _TOUCH, (self.photo.id,), EventType.PROCESSING)
+        committed = time.time()
+        assert event is not None
         await self.relay.drain()
         return event.id, committed
 

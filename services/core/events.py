@@ -4,6 +4,7 @@ change, and handed to the outbox for the notifiers."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -12,38 +13,91 @@ from typing import Any
 import asyncpg
 
 from services.core import outbox, tracing
-from services.core.photos import PhotoRecord
+from services.core.photos import PHOTO_COLUMNS, PhotoRecord
 
 # Event writes of one workspace take this lock (with the workspace's hash) until they commit,
 # so that within a workspace, id order is commit order and a resume point never skips a row
 # that commits later with a smaller id.
 _EVENT_LOCK_CLASS = 0x7477
-# The lock, the event's row, and its outbox row with the NOTIFY, in one round trip: the lock is
-# held until the commit and every event writer of the workspace waits for it, so each round
-# trip while it is held is one more wait for a process that may not be scheduled. (With the
-# outbox row a statement of its own, the upload benchmark's uploads waited 6-9 ms each for the
-# lock idle and 9-23 ms saturated; in one, 2.5-4 and 3-7.5.) The materialized CTE is read before
-# the row is formed, so the row's id (its default, nextval) is drawn only once the lock is held.
-# The outbox body is the event's JSON: the fields known beforehand ($9) with the row's id and
-# time (in UTC, whatever the server's TimeZone), as EventRecord.to_json gives them.
-_RECORD = """
-WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, hashtext($2))),
+
+
+def _iso_utc(column: str) -> str:
+    """`column` (a timestamptz) as datetime.isoformat() gives it in UTC, whatever the session's
+    TimeZone; microseconds always written (fromisoformat reads both)."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+def _photo_json_value(column: str) -> str:
+    if column == "id":
+        return "changed.id::text"
+    if column.endswith("_at"):
+        return _iso_utc(f"changed.{column}")
+    return f"changed.{column}"
+
+
+# PhotoRecord.to_json, built by PostgreSQL from the changed row.
+_PHOTO_JSON = "jsonb_build_object({})".format(
+    ", ".join(
+        f"'{column}', {_photo_json_value(column)}"
+        for column in PHOTO_COLUMNS.replace(" ", "").split(",")
+    )
+)
+
+# A photo change and its event in one statement: the change ({change}, which returns the
+# photo's PHOTO_COLUMNS, with parameters $1 to ${n}), the workspace's event lock, the event's
+# row, its outbox row with the NOTIFY, and the message that goes with the change ({also}).
+# Run outside a transaction it is one round trip, and the lock is held only within the server
+# for that one statement: every event writer of the workspace waits for it, and each round trip
+# while it was held was one more wait for a process that may not be scheduled. (With the change,
+# the lock, the outbox rows and the commit as five round trips, the upload benchmark's uploads
+# waited 6-9 ms each for the lock idle and 9-23 ms saturated; see docs/benchmarks.md.)
+# A change that touches no row takes no lock and writes nothing. The materialized CTE is read
+# before the event row is formed, so its id (its default, nextval) is drawn only once the lock
+# is held. The outbox body is EventRecord.to_json's.
+_CHANGE_WITH_EVENT = """
+WITH changed AS ({change}),
+locked AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(${lock}, hashtext(workspace_id)) FROM changed),
 event AS (
     INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error, retry_delay_ms)
-    SELECT $2, $3, $4, $5, $6, $7, $8 FROM locked
-    RETURNING id, occurred_at),
+    SELECT changed.workspace_id, ${type}::text, changed.id, changed.item_id, {photo_json},
+           ${error}::text, ${delay}::int
+      FROM changed, locked
+    RETURNING id, workspace_id, photo_id, item_id, photo, occurred_at),
 queued AS (
     INSERT INTO outbox (exchange, routing_key, body, headers)
-    SELECT 'events', $3,
-           convert_to(($9::jsonb || jsonb_build_object(
-               'id', id,
-               'occurred_at', to_char(occurred_at AT TIME ZONE 'UTC',
-                                      'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))::text, 'UTF8'),
-           $10
+    SELECT 'events', ${type}::text,
+           convert_to(jsonb_build_object(
+               'id', id, 'type', ${type}::text, 'workspace_id', workspace_id,
+               'photo_id', photo_id::text, 'item_id', item_id, 'photo', photo,
+               'error', ${error}::text, 'retry_delay_ms', ${delay}::int,
+               'occurred_at', {occurred_at})::text, 'UTF8'),
+           ${trace}::jsonb
       FROM event
-    RETURNING id)
-SELECT event.id, event.occurred_at, pg_notify($11, current_setting('application_name'))
-  FROM event, queued"""
+    RETURNING id){also}
+SELECT changed.*, event.id AS event_id, event.occurred_at AS event_occurred_at,
+       pg_notify(${channel}, current_setting('application_name'))
+  FROM changed, event, queued"""
+_ALSO = """,
+also AS (
+    INSERT INTO outbox (exchange, routing_key, body, headers)
+    SELECT ${also_exchange}::text, ${also_key}::text, ${also_body}::bytea, ${also_headers}::jsonb
+      FROM changed
+    RETURNING id)"""
+_EVENT_PARAMETERS = ("lock", "type", "error", "delay", "trace", "channel")
+_ALSO_PARAMETERS = ("also_exchange", "also_key", "also_body", "also_headers")
+
+
+def _change_with_event(change: str, change_parameters: int, also: bool) -> str:
+    names = _EVENT_PARAMETERS + (_ALSO_PARAMETERS if also else ())
+    numbers = {name: change_parameters + 1 + i for i, name in enumerate(names)}
+    return _CHANGE_WITH_EVENT.format(
+        change=change,
+        photo_json=_PHOTO_JSON,
+        occurred_at=_iso_utc("occurred_at"),
+        also=_ALSO.format(**numbers) if also else "",
+        **numbers,
+    )
 
 
 class EventType(StrEnum):
@@ -76,15 +130,13 @@ class EventRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            **_content_json(
-                self.type,
-                self.workspace_id,
-                self.photo_id,
-                self.item_id,
-                self.photo,
-                self.error,
-                self.retry_delay_ms,
-            ),
+            "type": str(self.type),
+            "workspace_id": self.workspace_id,
+            "photo_id": str(self.photo_id) if self.photo_id else "",
+            "item_id": self.item_id,
+            "photo": self.photo.to_json() if self.photo else None,
+            "error": self.error,
+            "retry_delay_ms": self.retry_delay_ms,
             "occurred_at": self.occurred_at.isoformat(),
         }
 
@@ -117,61 +169,50 @@ class EventRecord:
         )
 
 
-def _content_json(
+async def change_photo(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    change: str,
+    args: Sequence[object],
     type_: EventType,
-    workspace_id: str,
-    photo_id: uuid.UUID | None,
-    item_id: str,
-    photo: PhotoRecord | None,
-    error: str,
-    retry_delay_ms: int,
-) -> dict[str, Any]:
-    """An event's JSON but its id and time, which the database gives it."""
-    return {
-        "type": str(type_),
-        "workspace_id": workspace_id,
-        "photo_id": str(photo_id) if photo_id else "",
-        "item_id": item_id,
-        "photo": photo.to_json() if photo else None,
-        "error": error,
-        "retry_delay_ms": retry_delay_ms,
-    }
-
-
-async def record_event(
-    conn: asyncpg.Connection,
-    type_: EventType,
-    photo: PhotoRecord,
     error: str = "",
     retry_delay_ms: int = 0,
-) -> EventRecord:
-    """Appends an event for `photo` and queues it for the notifiers. Call inside a transaction."""
-    content = _content_json(
-        type_, photo.workspace_id, photo.id, photo.item_id, photo, error, retry_delay_ms
+    also: outbox.OutboxMessage | None = None,
+) -> EventRecord | None:
+    """Runs `change` (one statement that returns the photo's PHOTO_COLUMNS, with `args` as
+    its parameters) with its event, queued for the notifiers, and `also` queued with it, in
+    one statement (_CHANGE_WITH_EVENT). The event, whose photo is the changed row; None if the
+    change touched no row, in which case nothing is written.
+
+    Outside a transaction it commits on its own; inside one, the event lock is held until the
+    transaction commits."""
+    also_args = (
+        (also.exchange, also.routing_key, also.body, tracing.with_trace(also.headers))
+        if also
+        else ()
     )
     row = await conn.fetchrow(
-        _RECORD,
+        _change_with_event(change, len(args), also is not None),
+        *args,
         _EVENT_LOCK_CLASS,
-        photo.workspace_id,
         str(type_),
-        photo.id,
-        photo.item_id,
-        content["photo"],
         error,
         retry_delay_ms,
-        content,
         tracing.with_trace(None),
         outbox.NOTIFY_CHANNEL,
+        *also_args,
     )
+    if row is None:
+        return None
+    photo = PhotoRecord.from_row(row)
     return EventRecord(
-        id=row["id"],
+        id=row["event_id"],
         type=type_,
         workspace_id=photo.workspace_id,
         photo_id=photo.id,
         item_id=photo.item_id,
         photo=photo,
         error=error,
-        occurred_at=row["occurred_at"],
+        occurred_at=row["event_occurred_at"],
         retry_delay_ms=retry_delay_ms,
     )
 

@@ -70,13 +70,21 @@ class JobHistory:
         return cls(attempt, str(error))
 
 
+def job_message(
+    job: ThumbnailJob, history: JobHistory | None = None, routing_key: str = JOB_ROUTING_KEY
+) -> outbox.OutboxMessage:
+    """The job as an outbox message: to the jobs queue, or with `routing_key` to a retry or
+    the parking queue."""
+    headers = (history or JobHistory()).to_headers()
+    return outbox.OutboxMessage("jobs", routing_key, job.to_body(), headers)
+
+
 async def enqueue_job(
     conn: asyncpg.Connection,
     job: ThumbnailJob,
     history: JobHistory | None = None,
     routing_key: str = JOB_ROUTING_KEY,
 ) -> None:
-    """Queues the job through the outbox: to the jobs queue, or with `routing_key` to a retry
-    or the parking queue. Call inside the transaction that makes it due."""
-    headers = (history or JobHistory()).to_headers()
-    await outbox.enqueue(conn, "jobs", routing_key, job.to_body(), headers)
+    """Queues the job through the outbox (job_message). Call inside the transaction that makes
+    it due."""
+    await outbox.enqueue(conn, job_message(job, history, routing_key))

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
@@ -66,25 +67,26 @@ SELECT relay.holds, taken.* FROM relay LEFT JOIN taken ON true"""
 OutboxExchange = Literal["jobs", "events"]
 
 
-async def enqueue(
-    conn: asyncpg.Connection,
-    exchange: OutboxExchange,
-    routing_key: str,
-    body: bytes,
-    headers: Mapping[str, Any] | None = None,
-) -> None:
+@dataclass(frozen=True)
+class OutboxMessage:
+    exchange: OutboxExchange
+    routing_key: str
+    body: bytes
+    headers: Mapping[str, Any] | None = None
+
+
+async def enqueue(conn: asyncpg.Connection, message: OutboxMessage) -> None:
     """Queues a message for the relay. Call inside the transaction that makes it true. The
     current trace id goes with it (services.core.tracing); the NOTIFY names the writer's
     application_name (SELF_RELAYING)."""
-    # One round trip: callers may hold a workspace's event lock meanwhile (events.py).
     await conn.execute(
         "WITH queued AS (INSERT INTO outbox (exchange, routing_key, body, headers)"
         " VALUES ($1, $2, $3, $4) RETURNING id)"
         " SELECT pg_notify($5, current_setting('application_name')) FROM queued",
-        exchange,
-        routing_key,
-        body,
-        tracing.with_trace(headers),
+        message.exchange,
+        message.routing_key,
+        message.body,
+        tracing.with_trace(message.headers),
         NOTIFY_CHANNEL,
     )
 

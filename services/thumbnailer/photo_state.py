@@ -1,5 +1,5 @@
-"""The thumbnailer's status changes, each one transaction with its event (and, for a retry or
-a failure, the job's next message through the outbox).
+"""The thumbnailer's status changes, each one statement with its event (events.change_photo),
+and for a retry or a failure, the job's next message through the outbox.
 
 Every UPDATE is guarded by the status it expects, so that a redelivered job, a concurrent
 worker or a deletion in the meantime turns a change into a no-op (None) instead of a wrong
@@ -7,13 +7,14 @@ state or a second event."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
-from services.core.events import EventType, record_event
-from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job
+from services.core.events import EventType, change_photo
+from services.core.jobs import JobHistory, ThumbnailJob, enqueue_job, job_message
+from services.core.outbox import OutboxMessage
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord, StoredThumbnail
 from services.core.topology import PARKED_ROUTING_KEY, retry_routing_key
 
@@ -50,8 +51,6 @@ UPDATE photos SET thumbnail_status = 'failed', thumbnail_error = $3,
                   updated_at = clock_timestamp()
  WHERE id = $1 AND workspace_id = $2 AND thumbnail_status IN ('pending', 'processing')
 RETURNING {PHOTO_COLUMNS}"""
-
-AfterChange = Callable[[asyncpg.Connection, PhotoRecord], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -95,11 +94,7 @@ async def retry_later(
 
     Pending is accepted too: an attempt whose claim the database missed (it was unreachable)
     and which failed on it must still go on to the next attempt."""
-
-    async def send_to_retry_queue(conn: asyncpg.Connection, photo: PhotoRecord) -> None:
-        history = JobHistory(attempt + 1, reason)
-        await enqueue_job(conn, job, history, retry_routing_key(delay_ms))
-
+    next_attempt = job_message(job, JobHistory(attempt + 1, reason), retry_routing_key(delay_ms))
     args = (job.photo_id, job.workspace_id, reason)
     return await _transition(
         pool,
@@ -108,20 +103,22 @@ async def retry_later(
         EventType.RETRYING,
         error=reason,
         retry_delay_ms=delay_ms,
-        after=send_to_retry_queue,
+        also=next_attempt,
     )
 
 
 async def fail(pool: asyncpg.Pool, job: ThumbnailJob, reason: str) -> PhotoRecord | None:
     """pending/processing -> failed with `reason`, its one photo.thumbnail_failed event, and
     the job parked for `thumbwire dlq`; None if deleted or finished elsewhere."""
-
-    async def park(conn: asyncpg.Connection, photo: PhotoRecord) -> None:
-        history = JobHistory(photo.thumbnail_attempts, reason)
-        await enqueue_job(conn, job, history, PARKED_ROUTING_KEY)
-
     args = (job.photo_id, job.workspace_id, reason)
-    return await _transition(pool, _FAIL, args, EventType.FAILED, error=reason, after=park)
+    async with pool.acquire() as conn, conn.transaction():
+        # A transaction of its own: the parked job carries the attempts the database counted.
+        failed = await change_photo(conn, _FAIL, args, EventType.FAILED, error=reason)
+        if failed is None or failed.photo is None:
+            return None
+        history = JobHistory(failed.photo.thumbnail_attempts, reason)
+        await enqueue_job(conn, job, history, PARKED_ROUTING_KEY)
+        return failed.photo
 
 
 async def exists(pool: asyncpg.Pool, job: ThumbnailJob) -> bool:
@@ -140,14 +137,8 @@ async def _transition(
     event_type: EventType,
     error: str = "",
     retry_delay_ms: int = 0,
-    after: AfterChange | None = None,
+    also: OutboxMessage | None = None,
 ) -> PhotoRecord | None:
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(sql, *args)
-        if row is None:
-            return None
-        photo = PhotoRecord.from_row(row)
-        await record_event(conn, event_type, photo, error=error, retry_delay_ms=retry_delay_ms)
-        if after is not None:
-            await after(conn, photo)
-        return photo
+    """One round trip, committed on its own (events.change_photo)."""
+    changed = await change_photo(pool, sql, args, event_type, error, retry_delay_ms, also)
+    return changed.photo if changed else None

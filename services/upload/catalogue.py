@@ -9,10 +9,19 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.core import requeue
-from services.core.events import EventType, record_event
-from services.core.jobs import ThumbnailJob, enqueue_job
+from services.core.events import EventType, change_photo
+from services.core.jobs import ThumbnailJob, job_message
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord, fetch_photo
 from services.upload.paging import PageCursor
+
+_ADD = f"""
+INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption, size_bytes,
+                    width, height, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+RETURNING {PHOTO_COLUMNS}"""
+
+_DELETE = f"DELETE FROM photos WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}"
 
 
 @dataclass(frozen=True)
@@ -34,16 +43,14 @@ class Catalogue:
         self._pool = pool
 
     async def add(self, new: NewPhoto) -> PhotoRecord | None:
-        """Records a pending photo, its photo.uploaded event and its job in one transaction.
-
-        None when the idempotency key was already used in the workspace."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption,"
-                " size_bytes, width, height, idempotency_key)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
-                f" RETURNING {PHOTO_COLUMNS}",
+        """Records a pending photo, its photo.uploaded event and its job, in one statement
+        (events.change_photo). None when the idempotency key was already used in the
+        workspace."""
+        job = job_message(ThumbnailJob(new.workspace_id, new.id))
+        uploaded = await change_photo(
+            self._pool,
+            _ADD,
+            (
                 new.id,
                 new.workspace_id,
                 new.item_id,
@@ -54,15 +61,11 @@ class Catalogue:
                 new.width,
                 new.height,
                 new.idempotency_key,
-            )
-            if row is None:
-                return None
-            photo = PhotoRecord.from_row(row)
-            await enqueue_job(conn, ThumbnailJob(photo.workspace_id, photo.id))
-            # Last: the event takes the workspace's event lock, held until the commit, which
-            # every upload and thumbnail of the workspace waits for (docs/benchmarks.md).
-            await record_event(conn, EventType.UPLOADED, photo)
-            return photo
+            ),
+            EventType.UPLOADED,
+            also=job,
+        )
+        return uploaded.photo if uploaded else None
 
     async def by_idempotency_key(self, workspace_id: str, key: str) -> PhotoRecord | None:
         row = await self._pool.fetchrow(
@@ -94,17 +97,10 @@ class Catalogue:
 
     async def delete(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
         """Deletes the row and records photo.deleted; None when there was no such photo."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"DELETE FROM photos WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}",
-                photo_id,
-                workspace_id,
-            )
-            if row is None:
-                return None
-            photo = PhotoRecord.from_row(row)
-            await record_event(conn, EventType.DELETED, photo)
-            return photo
+        deleted = await change_photo(
+            self._pool, _DELETE, (photo_id, workspace_id), EventType.DELETED
+        )
+        return deleted.photo if deleted else None
 
     async def requeue_failed(self, workspace_id: str, photo_id: uuid.UUID) -> PhotoRecord | None:
         """A failed photo back to pending with its attempts reset, and a new job; None when

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import uuid
 
 import aio_pika
 import asyncpg
@@ -13,8 +14,10 @@ import pytest
 
 from services.core import database, outbox
 from services.core.config import Settings
-from services.core.events import EventRecord, EventType, record_event
+from services.core.events import EventRecord, EventType, change_photo, events_after
 from services.core.lifecycle import cancel_and_wait
+from services.core.outbox import OutboxMessage
+from services.core.photos import PHOTO_COLUMNS, StoredThumbnail, ThumbnailSize
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 from tests.support.images import jpeg
@@ -110,7 +113,9 @@ async def test_relay_publishes_in_order_and_deletes_after_confirm(
     await queue.bind(topology.events_exchange, routing_key="relay.test")
     async with pool.acquire() as conn, conn.transaction():
         for n in range(5):
-            await outbox.enqueue(conn, "events", "relay.test", json.dumps({"n": n}).encode())
+            await outbox.enqueue(
+                conn, outbox.OutboxMessage("events", "relay.test", json.dumps({"n": n}).encode())
+            )
     relay = outbox.OutboxRelay(pool, exchanges)
     assert await relay.drain() >= 5
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
@@ -148,7 +153,7 @@ async def test_relay_wakes_for_its_own_rows_and_for_writers_without_a_relay(
 async def _enqueue_as(pool: asyncpg.Pool, application_name: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT set_config('application_name', $1, true)", application_name)
-        await outbox.enqueue(conn, "events", "relay.wake-test", b"{}")
+        await outbox.enqueue(conn, outbox.OutboxMessage("events", "relay.wake-test", b"{}"))
 
 
 async def _until_outbox_empty(pool: asyncpg.Pool) -> None:
@@ -176,7 +181,7 @@ async def test_a_relay_without_the_relay_lock_takes_nothing(pool: asyncpg.Pool, 
     answers None, and drain waits for the lock); once the lock is free, the rows go in order."""
     async with pool.acquire() as conn, conn.transaction():
         for n in range(3):
-            await outbox.enqueue(conn, "events", f"relay.locked-{n}", b"{}")
+            await outbox.enqueue(conn, outbox.OutboxMessage("events", f"relay.locked-{n}", b"{}"))
     relay = outbox.OutboxRelay(pool, exchanges)
     async with pool.acquire() as holder, holder.transaction():
         assert await holder.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *outbox.RELAY_LOCK)
@@ -195,7 +200,7 @@ async def test_relay_keeps_jobs_nobody_can_receive(
         f"{topology.namespace}.relay-unbound", aio_pika.ExchangeType.DIRECT
     )
     async with pool.acquire() as conn, conn.transaction():
-        await outbox.enqueue(conn, "jobs", "nobody-bound", b"{}")
+        await outbox.enqueue(conn, outbox.OutboxMessage("jobs", "nobody-bound", b"{}"))
     relay = outbox.OutboxRelay(pool, {"jobs": exchange, "events": exchange})
     with pytest.raises(aio_pika.exceptions.DeliveryError):
         await asyncio.wait_for(relay.drain(), 10)
@@ -205,24 +210,47 @@ async def test_relay_keeps_jobs_nobody_can_receive(
     await channel.close()
 
 
-async def test_an_event_queues_its_own_json_for_the_notifiers(
+async def test_a_change_queues_its_event_as_the_notifiers_read_it(
     pool: asyncpg.Pool, store: ObjectStore
 ) -> None:
-    """The outbox body, built in the database around the row's id and time, is the event
-    as record_event returns it, with its time in UTC whatever the session's time zone."""
+    """The event's photo and its outbox body, built in the database around the changed row and
+    the event's id and time, are the event as change_photo returns it (and as the event log
+    gives it back), with its times in UTC whatever the session's time zone."""
     photo = await seed_photo(pool, store, jpeg(64, 48), enqueue=False)
+    change = (
+        "UPDATE photos SET thumbnail_error = $3, thumbnails = $4, updated_at = clock_timestamp()"
+        f" WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}"
+    )
+    thumbnail = StoredThumbnail(ThumbnailSize.SMALL, 160, 120, 999)
+    args = (photo.id, photo.workspace_id, "storage error: é", [thumbnail.to_json()])
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
         try:
             await conn.execute("SET LOCAL TimeZone = 'America/New_York'")
-            event = await record_event(conn, EventType.RETRYING, photo, "storage error: é", 2000)
+            event = await change_photo(conn, change, args, EventType.RETRYING, "boom: é", 2000)
             body = await conn.fetchval(
                 "SELECT body FROM outbox WHERE exchange = 'events' ORDER BY id DESC LIMIT 1"
             )
+            logged = await events_after(conn, photo.workspace_id, 0)
         finally:
             await transaction.rollback()  # nothing for the run's relays to publish
+    assert event is not None and event.photo is not None
+    assert event.photo.thumbnail_error == "storage error: é"
+    assert event.photo.thumbnails == (thumbnail,)
     sent = json.loads(body)
-    assert EventRecord.from_json(sent) == event
+    assert EventRecord.from_json(sent) == event == logged[-1]
+    assert set(sent["photo"]) == set(event.photo.to_json())
     assert sent["occurred_at"].endswith("+00:00")
-    assert sent["error"] == "storage error: é" and sent["retry_delay_ms"] == 2000
+    assert sent["photo"]["updated_at"].endswith("+00:00")
+    assert sent["error"] == "boom: é" and sent["retry_delay_ms"] == 2000
+
+
+async def test_a_change_that_touches_no_row_writes_nothing(pool: asyncpg.Pool) -> None:
+    missing = uuid.uuid4()
+    before = await pool.fetchval("SELECT count(*) FROM outbox")
+    change = f"DELETE FROM photos WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+    message = OutboxMessage("jobs", "nobody-bound", b"{}")
+    assert await change_photo(pool, change, (missing,), EventType.DELETED, also=message) is None
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE photo_id = $1", missing) == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == before

@@ -1,5 +1,6 @@
-"""Photos and events written the way the services write them: one transaction for the state
-change and its event (which queues the event in the outbox for the relay)."""
+"""Photos and events written the way the services write them: one statement for the state
+change and its event, which queues the event in the outbox for the relay
+(events.change_photo)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 import asyncpg
 from PIL import Image
 
-from services.core.events import EventRecord, EventType, record_event
+from services.core.events import EventRecord, EventType, change_photo
 from services.core.photos import (
     PHOTO_COLUMNS,
     PhotoRecord,
@@ -24,32 +25,31 @@ async def add_photo(
     pool: asyncpg.Pool, workspace_id: str, item_id: str = "item-1", caption: str = ""
 ) -> EventRecord:
     """A new pending photo and its photo.uploaded event (a long caption makes a large one)."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption,"
-            " size_bytes, width, height) VALUES ($1, $2, $3, 'p.jpg', 'image/jpeg', $4, 1234,"
-            f" 300, 200) RETURNING {PHOTO_COLUMNS}",
-            uuid.uuid4(),
-            workspace_id,
-            item_id,
-            caption,
-        )
-        return await record_event(conn, EventType.UPLOADED, PhotoRecord.from_row(row))
+    uploaded = await change_photo(
+        pool,
+        "INSERT INTO photos (id, workspace_id, item_id, filename, content_type, caption,"
+        " size_bytes, width, height) VALUES ($1, $2, $3, 'p.jpg', 'image/jpeg', $4, 1234,"
+        f" 300, 200) RETURNING {PHOTO_COLUMNS}",
+        (uuid.uuid4(), workspace_id, item_id, caption),
+        EventType.UPLOADED,
+    )
+    assert uploaded is not None
+    return uploaded
 
 
 async def mark_complete(pool: asyncpg.Pool, photo: PhotoRecord) -> EventRecord:
     """Sets the photo complete with three thumbnails and records photo.thumbnail_ready."""
     thumbnails = [_thumbnail(size, photo.width, photo.height).to_json() for size in ThumbnailSize]
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3,"
-            " thumbnail_attempts = 1, updated_at = clock_timestamp()"
-            f" WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}",
-            photo.id,
-            photo.workspace_id,
-            thumbnails,
-        )
-        return await record_event(conn, EventType.READY, PhotoRecord.from_row(row))
+    ready = await change_photo(
+        pool,
+        "UPDATE photos SET thumbnail_status = 'complete', thumbnails = $3,"
+        " thumbnail_attempts = 1, updated_at = clock_timestamp()"
+        f" WHERE id = $1 AND workspace_id = $2 RETURNING {PHOTO_COLUMNS}",
+        (photo.id, photo.workspace_id, thumbnails),
+        EventType.READY,
+    )
+    assert ready is not None
+    return ready
 
 
 def webp_bytes(color: str) -> bytes:

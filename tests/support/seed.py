@@ -1,5 +1,5 @@
-"""Photos put in place as the upload service does: original in S3, then one transaction with
-the pending row, its photo.uploaded event and its job in the outbox."""
+"""Photos put in place as the upload service does: original in S3, then one statement with
+the pending row, its photo.uploaded event and its job in the outbox (events.change_photo)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 
 import asyncpg
 
-from services.core.events import EventType, record_event
+from services.core.events import EventType, change_photo
 from services.core.imageinfo import ImageRejected, inspect_image
-from services.core.jobs import ThumbnailJob, enqueue_job
+from services.core.jobs import ThumbnailJob, enqueue_job, job_message
 from services.core.photos import PHOTO_COLUMNS, PhotoRecord, original_key
 from services.core.storage import ObjectStore
 
@@ -39,23 +39,11 @@ async def seed_photo(
     except ImageRejected:
         content_type, width, height = "image/jpeg", 0, 0
     await store.put(original_key(workspace_id, photo_id), data, content_type)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            _INSERT,
-            photo_id,
-            workspace_id,
-            "item-1",
-            "photo",
-            content_type,
-            len(data),
-            width,
-            height,
-        )
-        photo = PhotoRecord.from_row(row)
-        await record_event(conn, EventType.UPLOADED, photo)
-        if enqueue:
-            await enqueue_job(conn, ThumbnailJob(workspace_id, photo_id))
-    return photo
+    args = (photo_id, workspace_id, "item-1", "photo", content_type, len(data), width, height)
+    job = job_message(ThumbnailJob(workspace_id, photo_id)) if enqueue else None
+    uploaded = await change_photo(pool, _INSERT, args, EventType.UPLOADED, also=job)
+    assert uploaded is not None and uploaded.photo is not None
+    return uploaded.photo
 
 
 async def enqueue(pool: asyncpg.Pool, photo: PhotoRecord) -> None:
@@ -66,9 +54,8 @@ async def enqueue(pool: asyncpg.Pool, photo: PhotoRecord) -> None:
 
 async def delete_photo(pool: asyncpg.Pool, photo: PhotoRecord) -> None:
     """Deletes the row with its photo.deleted event, as DeletePhoto does (objects stay)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM photos WHERE id = $1", photo.id)
-        await record_event(conn, EventType.DELETED, photo)
+    delete = f"DELETE FROM photos WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+    await change_photo(pool, delete, (photo.id,), EventType.DELETED)
 
 
 async def set_thumbnail_state(
