@@ -45,7 +45,8 @@ _PHOTO_JSON = "jsonb_build_object({})".format(
 
 # A photo change and its event in one statement: the change ({change}, which returns the
 # photo's PHOTO_COLUMNS, with parameters $1 to ${n}), the workspace's event lock, the event's
-# row, its outbox row with the NOTIFY, and the message that goes with the change ({also}).
+# row, its outbox row with the NOTIFY, and the message that goes with the change ({also}, written
+# first).
 # Run outside a transaction it is one round trip, and the lock is held only within the server
 # for that one statement: every event writer of the workspace waits for it, and each round trip
 # while it was held was one more wait for a process that may not be scheduled. (With the change,
@@ -55,9 +56,9 @@ _PHOTO_JSON = "jsonb_build_object({})".format(
 # before the event row is formed, so its id (its default, nextval) is drawn only once the lock
 # is held. The outbox body is EventRecord.to_json's.
 _CHANGE_WITH_EVENT = """
-WITH changed AS ({change}),
+WITH changed AS ({change}),{also}
 locked AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(${lock}, hashtext(workspace_id)) FROM changed),
+    SELECT pg_advisory_xact_lock(${lock}, hashtext(workspace_id)) FROM changed{after_also}),
 event AS (
     INSERT INTO events (workspace_id, type, photo_id, item_id, photo, error, retry_delay_ms)
     SELECT changed.workspace_id, ${type}::text, changed.id, changed.item_id, {photo_json},
@@ -74,16 +75,22 @@ queued AS (
                'occurred_at', {occurred_at})::text, 'UTF8'),
            ${trace}::jsonb
       FROM event
-    RETURNING id){also}
+    RETURNING id)
 SELECT changed.*, event.id AS event_id, event.occurred_at AS event_occurred_at,
        pg_notify(${channel}, current_setting('application_name'))
   FROM changed, event, queued"""
-_ALSO = """,
+_ALSO = """
 also AS (
     INSERT INTO outbox (exchange, routing_key, body, headers)
     SELECT ${also_exchange}::text, ${also_key}::text, ${also_body}::bytea, ${also_headers}::jsonb
       FROM changed
-    RETURNING id)"""
+    RETURNING id),"""
+# The lock reads `also` first, which makes PostgreSQL write that row first (a data-modifying CTE
+# that nothing reads is run after the query). The relay publishes in id order, each message
+# after the one before is confirmed, so a job written after its event waited for the event's
+# publish: 1.5 ms more from an upload's commit to its job at the thumbnailer. The row is also
+# written before the lock is taken instead of under it.
+_AFTER_ALSO = ", (SELECT count(*) FROM also) AS also_first"
 _EVENT_PARAMETERS = ("lock", "type", "error", "delay", "trace", "channel")
 _ALSO_PARAMETERS = ("also_exchange", "also_key", "also_body", "also_headers")
 
@@ -96,6 +103,7 @@ def _change_with_event(change: str, change_parameters: int, also: bool) -> str:
         photo_json=_PHOTO_JSON,
         occurred_at=_iso_utc("occurred_at"),
         also=_ALSO.format(**numbers) if also else "",
+        after_also=_AFTER_ALSO if also else "",
         **numbers,
     )
 

@@ -246,6 +246,22 @@ async def test_a_change_queues_its_event_as_the_notifiers_read_it(
     assert sent["error"] == "boom: é" and sent["retry_delay_ms"] == 2000
 
 
+async def test_the_message_of_a_change_is_queued_before_its_event(
+    pool: asyncpg.Pool, store: ObjectStore
+) -> None:
+    """The relay publishes in id order, each after the last is confirmed: a job behind its
+    event would wait for the event's publish."""
+    photo = await seed_photo(pool, store, jpeg(64, 48), enqueue=False)
+    change = f"UPDATE photos SET caption = 'c' WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+    message = OutboxMessage("jobs", "nobody-bound", b"{}")
+    async with pool.acquire() as conn, conn.transaction():
+        before = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+        await change_photo(conn, change, (photo.id,), EventType.RETRYING, also=message)
+        queued = await conn.fetch("SELECT exchange FROM outbox WHERE id > $1 ORDER BY id", before)
+        await conn.execute("DELETE FROM outbox WHERE id > $1", before)
+    assert [r["exchange"] for r in queued] == ["jobs", "events"]
+
+
 async def test_a_change_that_touches_no_row_writes_nothing(pool: asyncpg.Pool) -> None:
     missing = uuid.uuid4()
     before = await pool.fetchval("SELECT count(*) FROM outbox")
