@@ -70,7 +70,8 @@ BEFORE = [
     "",
     "What is left outside the image workers (py-spy --gil, strace): in the thumbnailer, the"
     " S3 GET of the original (about 1.5 ms, mostly some 450 recv calls of 8 KB each as rclone"
-    " sends it), copying it into the shared buffer, two transactions of five statements, two"
+    " sends it), copying it into the shared buffer, two transactions of five statements (one"
+    " statement each since, see below), two"
     " relayed events (five statements and a confirmed publish each), the job's delivery and"
     " ack; rclone's GET (about 2 ms) and PUTs; PostgreSQL's 18 or so statements. The notifier"
     " handles two events per photo during the drain (processing and ready; the upload events"
@@ -100,7 +101,15 @@ BEFORE = [
     " two runs of each tree alternated (16:47-16:50 UTC, a day on which the kernel ran 22-25"
     " photos/s), the thumbnailer's CPU per photo 12.1 and 11.0 ms before, 10.2 and 10.0"
     " after, and pipeline / kernel 0.76 and 0.76 before, 0.76 and 0.75 after (implied by CPU"
-    " time 0.77 and 0.77, 0.79 and 0.78): within its noise again.",
+    " time 0.77 and 0.77, 0.79 and 0.78): within its noise again. A status change and its"
+    " event (and a retry's job) are now one statement, committed on its own"
+    " (services/core/events.py change_photo): the claim and the completion one round trip"
+    " each instead of four. Two runs of each tree alternated (2026-12-02 20:37-20:49 UTC, on"
+    " a machine whose speed swung 1.5x within a run: the image workers' CPU per photo"
+    " 107-168 ms), so counted against the image workers' CPU: the thumbnailer's CPU per"
+    " photo 8.4% and 8.6% of theirs before, 7.7% and 7.8% after; PostgreSQL's 2.3% and"
+    " 2.4% before, 1.8% and 1.8% after. Pipeline / kernel 0.86 and 0.80 before, 0.84 and"
+    " 0.75 after: within its noise.",
     "",
     "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
     " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"
