@@ -39,7 +39,7 @@ WORKER_OWN = ("decode", "large", "medium", "small", "placeholder")
 # kept as measured. Newest first.
 BEFORE = [
     "Before a status change and its event were one statement (commit 286e912; three runs of"
-    " each tree alternated, 2026-12-02 20:13-20:26 UTC, load average 1.5-3): claim mean"
+    " each tree alternated, 2026-12-02 19:37-19:42 UTC, load average 0.4-1.0): claim mean"
     " 3.4, 3.5 and 2.8 ms before, 1.9, 2.0 and 2.3 after; commit mean 2.8, 3.0 and 2.5"
     " before, 2.4, 2.3 and 2.2 after. (The job's queueing rose from 5.0 to 6.7 ms until the"
     " job's outbox row was written before the event's again: 5.0 after.)",

@@ -23,6 +23,13 @@ class KernelRun:
     cpu_ms_per_image: float
 
 
+def bracketing(before: KernelRun, after: KernelRun) -> KernelRun:
+    """Two runs of as many images, one before and one after what they are compared with: as
+    one run of both, so that a drift of the machine's speed falls on both sides alike."""
+    seconds_per_image = (1 / before.images_per_s + 1 / after.images_per_s) / 2
+    return KernelRun(1 / seconds_per_image, (before.cpu_ms_per_image + after.cpu_ms_per_image) / 2)
+
+
 async def kernel_run(workers: int, data: bytes, images: int = IMAGES) -> KernelRun:
     pool = RenderPool(workers, ImageLimits())
     try:

@@ -146,7 +146,7 @@ FINDINGS = [
     " the event and its outbox row, as one statement committed on its own: one round trip"
     " for an upload, a claim or a completion instead of four or five, and the lock never"
     " held across one. Two runs of this section with each tree, alternated (2026-12-02"
-    " 20:27-20:35 UTC, load average 2.3-4.7): idle p50 134 and 135 ms before, 122 and 111"
+    " 19:42-19:46 UTC, load average 2.3-4.7): idle p50 134 and 135 ms before, 122 and 111"
     " after; saturated 190 and 189 before, 194 and 187 after; sync 645 and 630 before, 631"
     " and 607 after. Async against sync at p50: 4.8x and 4.7x before, 5.2x and 5.5x after."
     " Saturated against idle: 1.42x and 1.40x before, 1.60x and 1.68x after: the idle"
