@@ -262,6 +262,49 @@ async def test_the_message_of_a_change_is_queued_before_its_event(
     assert [r["exchange"] for r in queued] == ["jobs", "events"]
 
 
+async def test_a_workspaces_events_commit_in_id_order_so_a_reader_skips_none(
+    pool: asyncpg.Pool, store: ObjectStore
+) -> None:
+    """Writers that draw event ids and then wait before they commit: a reader that resumes
+    from the last id it saw must still see every event, which holds only if a workspace's
+    ids are drawn under its event lock, held until the commit."""
+    workspace_id = f"ws-{uuid.uuid4().hex[:8]}"
+    photos = [
+        await seed_photo(pool, store, jpeg(64, 48), workspace_id, enqueue=False) for _ in range(6)
+    ]
+    change = f"UPDATE photos SET caption = $2 WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+    written: list[int] = []
+
+    async def writer(n: int) -> None:  # each its own photo, so that no row lock orders them
+        for i in range(8):
+            async with pool.acquire() as conn, conn.transaction():
+                args = (photos[n].id, f"{n}-{i}")
+                event = await change_photo(conn, change, args, EventType.RETRYING)
+                assert event is not None
+                written.append(event.id)
+                await asyncio.sleep(0.003 * ((n + i) % 3))  # commits in another order
+
+    seen: list[int] = []
+
+    async def reader(done: asyncio.Event) -> None:
+        while True:
+            finished = done.is_set()
+            after = seen[-1] if seen else 0
+            seen.extend(e.id for e in await events_after(pool, workspace_id, after))
+            if finished:
+                return
+            await asyncio.sleep(0.001)
+
+    done = asyncio.Event()
+    reading = asyncio.create_task(reader(done))
+    await asyncio.gather(*(writer(n) for n in range(len(photos))))
+    done.set()
+    await reading
+    uploaded = await events_after(pool, workspace_id, 0, limit=len(photos))
+    assert seen == sorted(seen)
+    assert set(seen) == set(written) | {e.id for e in uploaded}
+
+
 async def test_a_change_that_touches_no_row_writes_nothing(pool: asyncpg.Pool) -> None:
     missing = uuid.uuid4()
     before = await pool.fetchval("SELECT count(*) FROM outbox")
