@@ -25,6 +25,7 @@ from services.core import tracing
 from services.core.broker import BROKER_ERRORS, cancel_consumer
 from services.core.events import EventRecord
 from services.core.topology import Topology, declare_exchanges
+from services.notifier.acks import ACK_EVERY, BatchedAcks
 from services.notifier.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class EventConsumer:
         hub: Hub,
         instance_id: str,
         prefetch_count: int = DEFAULT_PREFETCH,
+        ack_every: int = ACK_EVERY,
     ) -> None:
         self._connection = connection
         self._topology = topology
@@ -65,6 +67,7 @@ class EventConsumer:
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._acks = BatchedAcks(min(ack_every, max(1, prefetch_count // 2)))
 
     @property
     def queue_name(self) -> str:
@@ -84,6 +87,7 @@ class EventConsumer:
         self._connection.reconnect_callbacks.discard(self._on_reconnect)
         if self._queue is not None and self._consumer_tag is not None:
             await cancel_consumer(self._queue, self._consumer_tag)
+        await self._acks.close()
         if self._channel is not None:
             with contextlib.suppress(*BROKER_ERRORS):
                 await self._channel.close()
@@ -102,7 +106,7 @@ class EventConsumer:
                 self._hub.subscriber_count(event.workspace_id),
             )
             self._hub.publish(event)
-        await message.ack()
+        await self._acks.done(message)
 
     def _on_reconnect(self, *_args: Any) -> None:
         ended = self._hub.end_all_streams()

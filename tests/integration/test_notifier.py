@@ -18,6 +18,7 @@ import asyncpg
 import grpc
 import pytest
 from aio_pika import Message
+from aio_pika.abc import AbstractRobustConnection
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -25,13 +26,17 @@ from services.cli import credentials, watch
 from services.cli.credentials import TOKEN_VARIABLE
 from services.core.auth import LEEWAY_S, STREAM_TOKEN_EXPIRED, TokenAuthority
 from services.core.config import Settings
-from services.core.events import EventType
+from services.core.events import EventRecord, EventType
 from services.core.outbox import OutboxRelay
 from services.core.storage import ObjectStore
+from services.core.topology import Topology
+from services.notifier.acks import ACK_AFTER_S
+from services.notifier.consumer import EventConsumer, new_instance_id
 from services.notifier.hub import Hub
 from services.notifier.stream import replay_then_live
 from tests.support.auth import auth_headers, token_for
 from tests.support.events_seed import add_photo, event_ids_after, mark_complete, put_thumbnails
+from tests.support.outages import until
 from tests.support.services import RunningNotifier, start_notifier
 from tests.support.streams import GrpcSubscription, SseSubscription
 
@@ -425,6 +430,50 @@ async def test_a_message_that_is_no_event_is_dropped_and_consuming_goes_on(
             await exchanges["events"].publish(Message(body), routing_key="photo.uploaded")
         good = await publish_new_photo(pool, relay, workspace_id)
         assert (await sub.next()).id == good  # type: ignore[union-attr]
+
+
+class RecordingHub(Hub):
+    """The hub, and the ids of the events the consumer gave it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[int] = []
+
+    def publish(self, event: EventRecord) -> None:
+        self.ids.append(event.id)
+        super().publish(event)
+
+
+async def test_deliveries_are_acked_in_batches_and_none_waits_long(
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+) -> None:
+    """Ten events with a prefetch of 8 (acks of 4 at once): all arrive, so acks went out
+    before the window filled; and soon after the last, none is left unacked, so the tail of
+    a batch is acked on its own."""
+    hub = RecordingHub()
+    consumer = EventConsumer(amqp, topology, hub, new_instance_id(), prefetch_count=8)
+    await consumer.start()
+    try:
+        workspace_id = new_workspace()
+        written = [(await add_photo(pool, workspace_id)).id for _ in range(10)]
+        await relay.drain()
+
+        async def all_arrived() -> bool:
+            return set(written) <= set(hub.ids)
+
+        await until(all_arrived, True, timeout_s=10)
+        await asyncio.sleep(4 * ACK_AFTER_S)
+        listing = await run_rabbitmqctl(
+            "list_queues", "name", "messages_unacknowledged", "-q", "--no-table-headers"
+        )
+        unacked = dict(line.split() for line in listing.splitlines() if line.strip())
+        assert unacked[consumer.queue_name] == "0"
+    finally:
+        await consumer.close()
 
 
 # --- faults and shutdown ------------------------------------------------------------------------
