@@ -18,6 +18,7 @@ from services.core.events import EventRecord, EventType, change_photo, events_af
 from services.core.lifecycle import cancel_and_wait
 from services.core.outbox import OutboxMessage
 from services.core.photos import PHOTO_COLUMNS, StoredThumbnail, ThumbnailSize
+from services.core.s3_server import EmbeddedS3Server
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 from tests.support.images import jpeg
@@ -47,6 +48,16 @@ async def test_a_released_connection_is_rolled_back_but_not_reset(settings: Sett
             assert await conn.fetchval("SELECT count(*) FROM released") == 0
     finally:
         await pool.close()
+
+
+def test_the_embedded_s3_server_shares_this_session_but_not_its_process_group(
+    s3_server: EmbeddedS3Server,
+) -> None:
+    """Ctrl-C at the terminal does not reach it, and the scheduler does not give it a CPU
+    share of its own beside the image workers (services/core/s3_server.py)."""
+    assert s3_server.pid is not None
+    assert os.getsid(s3_server.pid) == os.getsid(0)
+    assert os.getpgid(s3_server.pid) == s3_server.pid != os.getpgid(0)
 
 
 async def test_object_store_round_trip(store: ObjectStore) -> None:
