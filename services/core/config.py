@@ -66,8 +66,10 @@ class Settings:
     # Events older than this are pruned from the log (0: kept for ever); a client resuming
     # from before the pruned history gets stream.reset first.
     event_retention_s: float = 7 * 24 * 3600.0
-    # One image's processing, in a thumbnailer worker process: longer, and the worker is
-    # killed and the photo fails; more memory, and the photo fails (0: unlimited).
+    # One image's processing, in a thumbnailer worker process: more of the worker's CPU time,
+    # and the worker is killed and the photo fails; more memory, and the photo fails (0:
+    # unlimited). A worker with no answer after ten times the time limit by the clock (starved
+    # of CPU, or stuck) fails the attempt, which is retried.
     image_time_limit_s: float = 30.0
     image_memory_limit_mb: int = 2048
     # The image worker processes' niceness (0-19, added to the thumbnailer's own). Thumbnails

@@ -1,14 +1,16 @@
 """Image work off the event loop, on every core, within limits: make_thumbnails in worker
 processes, one image at a time each.
 
-A running task cannot be interrupted, so an image that overruns the time limit has its
-worker killed; the next image gets a new one. The same holds for a worker killed from
-outside. Each worker's memory is capped (worker.py), so no input can take the machine's."""
+A running task cannot be interrupted, so an image that overruns the time limit (of the
+worker's CPU time) has its worker killed; the next image gets a new one. The same holds for a
+worker killed from outside. Each worker's memory is capped (worker.py), so no input can take
+the machine's."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,12 +22,29 @@ from services.thumbnailer.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
+# A worker that has not answered after this many times the time limit by the clock is stalled.
+STALL_FACTOR = 10
+# How often, at most, a render that has time left checks its worker's CPU time.
+MIN_CHECK_S = 0.1
+
+
+class WorkerStalled(TimeoutError):
+    """The worker got nowhere for too long by the clock, without using its CPU time: too
+    little CPU on a busy machine, or stuck. Transient: a later attempt may get the CPU."""
+
+    @classmethod
+    def after(cls, wall_s: float, cpu_s: float) -> WorkerStalled:
+        return cls(
+            f"the image worker had no answer after {wall_s:g} s, having used {cpu_s:.1f} s of"
+            " CPU: too little CPU on a busy machine, or stuck"
+        )
+
 
 @dataclass(frozen=True)
 class ImageLimits:
     max_pixels: int = 100_000_000
     max_bytes: int = 32 * 1024 * 1024
-    time_limit_s: float = 30.0
+    time_limit_s: float = 30.0  # of the worker's CPU time for one image
     memory_limit_mb: int = 2048  # 0: unlimited
     nice: int = 0  # added to the workers' niceness: they yield the CPU to other work
 
@@ -77,8 +96,8 @@ class RenderPool:
         return [w.pid for w in self._running if w.alive]
 
     async def close(self) -> None:
-        """Waits for the running renders (each ends within the time limit), then stops every
-        worker."""
+        """Waits for the running renders (each ends within STALL_FACTOR times the time limit),
+        then stops every worker."""
         for _ in range(self._workers):
             worker = await self._idle.get()
             if worker is not None:
@@ -102,18 +121,38 @@ class RenderPool:
         return worker
 
     async def _call(self, worker: WorkerProcess, data: bytes) -> tuple[str, object]:
-        # asyncio.wait, not asyncio.timeout: a reply arriving just as the limit passes would
-        # leave this task with a cancellation that asyncio.timeout (in 3.11) does not take back.
+        """The worker's reply, within the time limit of the worker's CPU time.
+
+        CPU time, not the clock's: a worker that yields the CPU (THUMBWIRE_RENDER_NICE) on a
+        machine busy with uploads takes longer by the clock for the same image, and failing the
+        photo for good for that would lose photos to load. A worker that gets nowhere by the
+        clock for STALL_FACTOR times the limit (starved of CPU, or stuck without computing)
+        fails the attempt as WorkerStalled, which is retried later."""
         limit_s = self._limits.time_limit_s
+        started_cpu_s = worker.cpu_time_s()
+        deadline = time.monotonic() + limit_s * STALL_FACTOR
         reply = asyncio.ensure_future(worker.call(data, self._limits.max_pixels))
         try:
-            done, _ = await asyncio.wait({reply}, timeout=limit_s)
+            while True:
+                used_s = worker.cpu_time_s() - started_cpu_s
+                if used_s >= limit_s:
+                    log.warning(
+                        "an image overran the %g s limit: killing worker %d", limit_s, worker.pid
+                    )
+                    raise TimeLimitExceeded.after(limit_s)
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    log.warning("worker %d made no progress: killing it", worker.pid)
+                    raise WorkerStalled.after(limit_s * STALL_FACTOR, used_s)
+                # asyncio.wait, not asyncio.timeout: a reply arriving just as the wait ends
+                # would leave this task with a cancellation that asyncio.timeout (in 3.11)
+                # does not take back.
+                wait_s = min(max(limit_s - used_s, MIN_CHECK_S), left_s)
+                done, _ = await asyncio.wait({reply}, timeout=wait_s)
+                if done:
+                    return reply.result()
         finally:
             reply.cancel()  # a no-op once it is done
-        if not done:
-            log.warning("an image overran the %g s limit: killing worker %d", limit_s, worker.pid)
-            raise TimeLimitExceeded.after(limit_s)
-        return reply.result()
 
     def _discard(self, worker: WorkerProcess) -> None:
         """Kills a worker that timed out, died, or whose caller was cancelled mid-task (its

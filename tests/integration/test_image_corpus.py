@@ -35,7 +35,7 @@ from tests.support.ports import free_address
 from tests.support.seed import seed_photo
 from tests.support.services import serving
 from tests.support.uploads import upload
-from tests.support.worker_tasks import STAND_IN, hang_noting_pid_in
+from tests.support.worker_tasks import STAND_IN, spin_noting_pid_in
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 WAIT_S = 30.0
@@ -185,7 +185,7 @@ async def test_an_image_over_the_time_limit_fails_permanently_without_retries(
     """The thumbnailer's processor over workers that hang on this original, as a hostile file
     could make them: the worker is killed at the limit and the photo fails at once."""
     renderer = RenderPool(1, ImageLimits(time_limit_s=1.0), task=STAND_IN)
-    photo = await seed_photo(pool, store, hang_noting_pid_in(tmp_path / "pid"), enqueue=False)
+    photo = await seed_photo(pool, store, spin_noting_pid_in(tmp_path / "pid"), enqueue=False)
     try:
         processor = ThumbnailProcessor(pool, store, renderer)
         outcome = await processor.process(ThumbnailJob(photo.workspace_id, photo.id))

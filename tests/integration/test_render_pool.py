@@ -15,13 +15,21 @@ from pathlib import Path
 import pytest
 
 from services.core.imageinfo import ImageRejected
+from services.thumbnailer.failures import FailureKind, classify
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.rejections import MemoryLimitExceeded, TimeLimitExceeded, TooManyBytes
-from services.thumbnailer.rendering import ImageLimits, RenderPool
+from services.thumbnailer.rendering import STALL_FACTOR, ImageLimits, RenderPool, WorkerStalled
 from services.thumbnailer.worker import PIPE_BYTES
 from tests.support.corpus import bilevel_png
 from tests.support.images import jpeg
-from tests.support.worker_tasks import DIGEST, PAUSE, STAND_IN, hang_noting_pid_in
+from tests.support.worker_tasks import (
+    DIGEST,
+    PAUSE,
+    STAND_IN,
+    hang_noting_pid_in,
+    spin_noting_pid_in,
+    work_noting_pid_in,
+)
 
 
 @pytest.fixture
@@ -80,7 +88,7 @@ async def test_an_image_over_the_time_limit_is_rejected_and_its_worker_killed(
 ) -> None:
     noted = tmp_path / "pid"
     with pytest.raises(TimeLimitExceeded, match="longer than the limit of 1 s") as raised:
-        await stand_in_pool.render(hang_noting_pid_in(noted))
+        await stand_in_pool.render(spin_noting_pid_in(noted))
 
     assert isinstance(raised.value, ImageRejected)  # permanent: no retries
     killed = await pid_noted_in(noted)
@@ -89,6 +97,41 @@ async def test_an_image_over_the_time_limit_is_rejected_and_its_worker_killed(
     # Both slots work, the killed one's with a new process.
     pids = await asyncio.gather(stand_in_pool.render(PAUSE), stand_in_pool.render(PAUSE))
     assert len(set(pids)) == 2 and killed not in pids
+
+
+async def test_the_time_limit_counts_the_workers_cpu_not_the_clock(tmp_path: Path) -> None:
+    """A worker kept off the CPU (stopped here; on a busy machine, its low priority) for
+    longer than the limit still finishes its image: the photo is not failed for load."""
+    pool = RenderPool(1, ImageLimits(time_limit_s=1.0), task=STAND_IN)
+    noted = tmp_path / "pid"
+    try:
+        rendering = asyncio.create_task(pool.render(work_noting_pid_in(noted, 0.3)))
+        worker = await pid_noted_in(noted)
+        os.kill(worker, signal.SIGSTOP)
+        await asyncio.sleep(2.5)
+        os.kill(worker, signal.SIGCONT)
+        assert await rendering == worker
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_that_gets_nowhere_by_the_clock_is_a_transient_failure(
+    tmp_path: Path,
+) -> None:
+    limit_s = 0.2
+    pool = RenderPool(1, ImageLimits(time_limit_s=limit_s), task=STAND_IN)
+    noted = tmp_path / "pid"
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(WorkerStalled, match="no answer after 2 s") as raised:
+            await pool.render(hang_noting_pid_in(noted))
+        assert asyncio.get_running_loop().time() - started >= limit_s * STALL_FACTOR
+        assert classify(raised.value).kind is FailureKind.TRANSIENT
+        stalled = await pid_noted_in(noted)
+        await eventually(lambda: not alive(stalled))
+        assert await pool.render(PAUSE) != stalled
+    finally:
+        await pool.close()
 
 
 async def test_a_worker_killed_from_outside_is_a_broken_pool_then_replaced(
