@@ -91,7 +91,19 @@ FINDINGS = [
     " scheduler's wake-up latency either (checked on 2026-12-02 16:30 UTC): a nice-0"
     " thread sleeping 0.5 ms at a time woke 76 us late at p50 and 155 us at p99 beside two"
     " CPU-bound processes at nice 10 (103 and 250 us with the cores idle), so the workers"
-    " yield at once when the upload path wakes.",
+    " yield at once when the upload path wakes. Found later that day: nice orders only the"
+    " processes of one scheduling group, and Linux puts each session in an autogroup of its"
+    " own that shares the CPU equally with every other (sched_autogroup). rclone was"
+    " started in a session of its own, so the workers took the cores from the S3 server's"
+    " PUTs at par; it is now in the stack's session (below). What is left, with everything in"
+    " one session (2026-12-02 20:49-20:54 UTC, the table's third row re-pointed for two runs"
+    " each): render workers at nice 19 gave saturated against idle 1.18x and 1.37x at p50,"
+    " as nice 10 did (1.23x and 1.33x in the same runs): the workers take the cycles that the"
+    " upload path leaves between its requests, 0.4-0.5 of the cores. Under SCHED_IDLE: 1.16x"
+    " and 1.13x (nice 10 beside them 1.18x and 1.32x), with 12-17 photos' thumbnails made in"
+    " the saturated batches against 20-24. SCHED_IDLE meets the target by giving thumbnails"
+    " only what nothing else wants, which on a machine kept busy could be nothing for as long"
+    " as it stays busy; it is not the default, for that reason.",
     "",
     "Changed, and the figures before:",
     "",
@@ -153,6 +165,13 @@ FINDINGS = [
     " uploads got faster, and with the thumbnailer saturated the time saved went to more"
     " thumbnails (41 and 42 photos in the saturated batches against 32 and 32, the"
     " thumbnailer using 0.74-0.76 cores against 0.63-0.66), not to the uploads.",
+    "- services/core/s3_server.py: rclone serve s3 runs in the session of the process that"
+    " starts it, in a process group of its own (which keeps Ctrl-C away from it), no longer"
+    " in a session of its own, whose autogroup shared the CPU with the image workers' at par."
+    " Two runs of this section with each tree, alternated (2026-12-02 20:42-20:47 UTC, load"
+    " average 2.6-3.8): saturated against idle at p50 1.45x and 1.52x before, 1.26x and 1.28x"
+    " after; the thumbnailer used 0.65-0.69 of the cores during the saturated batches"
+    " before, 0.46-0.53 after.",
     "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. Measured"
     " side by side in the table above (third row: nice 0); in the first run with it"
     " (2026-12-02 04:46 UTC, load average about 5), saturated against idle at p50 was 1.65x"
