@@ -28,11 +28,12 @@ from thumbwire.v1 import notifier_pb2, notifier_pb2_grpc
 
 from bench import fanout_hub
 from bench.fanout_client_processes import LIVE, STAMPED, ClientProcesses, Deliveries
-from bench.fanout_stack import WORKSPACE, Stack, cpu_s, rss_kb, running_stack
+from bench.fanout_stack import WORKSPACE, Stack, rss_kb, running_stack
 from bench.stats import percentile
 from services.core.auth import TokenAuthority
 from services.core.grpc_bearer import bearer_channel
 from services.core.limits import raise_open_files_limit
+from services.core.proc_stat import cpu_s
 
 # (kind of SSE clients, how many, client processes)
 SCENARIOS = [(LIVE, 1_000, 2), (LIVE, 10_000, 4), (STAMPED, 1_000, 2), (STAMPED, 10_000, 4)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import secrets
 import socket
 import subprocess
@@ -60,12 +59,6 @@ def rss_kb(pid: int) -> int:
 
 
 _TOUCH = f"UPDATE photos SET updated_at = clock_timestamp() WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
-
-
-def cpu_s(pid: int) -> float:
-    """The process's CPU time so far, user and system, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from bench.fanout_stack import cpu_s
+from services.core.proc_stat import cpu_s
 
 
 def children(pid: int) -> list[int]:

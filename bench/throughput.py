@@ -8,8 +8,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from bench.fanout_stack import cpu_s
 from bench.photos import originals
+from services.core.proc_stat import cpu_s
 from services.thumbnailer.rendering import ImageLimits, RenderPool
 
 IMAGES = 16

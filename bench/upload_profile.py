@@ -20,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.fanout_stack import cpu_s
 from bench.photos import three_mb_jpeg
 from bench.upload_latency import BUSY_AFTER_S, SERVICES, warm_up
 from bench.upload_stack import UploadStack, upload_stack
+from services.core.proc_stat import cpu_s
 
 TOP = 25
 PROFILED_EACH = 30  # uploads per client

@@ -23,11 +23,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.fanout_stack import cpu_s, free_address
+from bench.fanout_stack import free_address
 from bench.process_cpu import children
 from bench.stack_cleanup import delete_namespace, drop_database
 from services.core import database
 from services.core.config import Settings
+from services.core.proc_stat import cpu_s
 from services.core.s3_server import EmbeddedS3Server
 from services.setup import prepare
 

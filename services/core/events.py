@@ -3,6 +3,7 @@ change, and handed to the outbox for the notifiers."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,7 +96,10 @@ _EVENT_PARAMETERS = ("lock", "type", "error", "delay", "trace", "channel")
 _ALSO_PARAMETERS = ("also_exchange", "also_key", "also_body", "also_headers")
 
 
+@functools.cache
 def _change_with_event(change: str, change_parameters: int, also: bool) -> str:
+    """The statement for `change`, built once and kept: every upload and every status change
+    of a job asks for it."""
     names = _EVENT_PARAMETERS + (_ALSO_PARAMETERS if also else ())
     numbers = {name: change_parameters + 1 + i for i, name in enumerate(names)}
     return _CHANGE_WITH_EVENT.format(

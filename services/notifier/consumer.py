@@ -57,7 +57,6 @@ class EventConsumer:
         hub: Hub,
         instance_id: str,
         prefetch_count: int = DEFAULT_PREFETCH,
-        ack_every: int = ACK_EVERY,
     ) -> None:
         self._connection = connection
         self._topology = topology
@@ -67,7 +66,7 @@ class EventConsumer:
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        self._acks = BatchedAcks(min(ack_every, max(1, prefetch_count // 2)))
+        self._acks = BatchedAcks(min(ACK_EVERY, max(1, prefetch_count // 2)))
 
     @property
     def queue_name(self) -> str:

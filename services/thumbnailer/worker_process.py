@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pickle
 import sys
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
+from services.core import proc_stat
 from services.thumbnailer import frames
 from services.thumbnailer.shared_buffer import SharedBuffer
 
@@ -17,7 +16,6 @@ from services.thumbnailer.shared_buffer import SharedBuffer
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 _PIPE_ERRORS = (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError)
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class WorkerProcess:
@@ -73,10 +71,9 @@ class WorkerProcess:
     def cpu_time_s(self) -> float:
         """The CPU time (user and system) the worker has used so far; 0 once it is gone."""
         try:
-            fields = Path(f"/proc/{self.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            return proc_stat.cpu_s(self.pid)
         except OSError:
             return 0.0
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     async def call(self, data: bytes, max_pixels: int) -> tuple[str, object]:
         """The worker's ("ok", result) or ("error", exception) for `data`: the data goes in the
