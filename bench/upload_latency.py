@@ -6,8 +6,9 @@ as processes (bench.upload_stack), in four phases measured in one run:
   phases;
 - saturated: a thumbnailer resumed, rendering that backlog on every core while the same
   uploads are measured again (bench.backlog_watch shows that photos were waiting throughout);
-- saturated, render workers at nice 0: the same with a second thumbnailer whose render
-  workers run at its own priority (THUMBWIRE_RENDER_NICE=0), as they did before they yielded;
+- saturated, render workers at nice 10: the same with a second thumbnailer whose render
+  workers keep the normal policy at nice 10 (THUMBWIRE_RENDER_PRIORITY=10, COMPARED_PRIORITY),
+  as they did before they were idle-priority work;
 - sync: the synchronous baseline (bench.sync_upload), which makes the thumbnails before it
   answers, beside the upload service, with the thumbnailers' render workers stopped."""
 
@@ -37,15 +38,21 @@ ROUNDS = 6
 UPLOADS_EACH = 5  # per client and round: CLIENTS x ROUNDS x UPLOADS_EACH uploads per phase
 WARMUP_EACH = 2
 BUSY_AFTER_S = 0.5  # from resuming a thumbnailer to measuring: its workers under way
+COMPARED_PRIORITY = "10"  # the default until 2026-12-03
 SERVICES = [
     Service("upload", "services.upload"),
     Service("notifier", "services.notifier"),
     Service("thumbnailer", "services.thumbnailer"),
-    # The same thumbnailer with its render workers at its own priority: what their lower
-    # priority (THUMBWIRE_RENDER_NICE) gives (each is resumed only in its own phase).
-    Service("thumbnailer-nice0", "services.thumbnailer", own_metrics_addr=True, render_nice=0),
+    # The same thumbnailer with its render workers at COMPARED_PRIORITY: what the default
+    # (THUMBWIRE_RENDER_PRIORITY) gives against it (each is resumed only in its own phase).
+    Service(
+        "thumbnailer-compared",
+        "services.thumbnailer",
+        own_metrics_addr=True,
+        render_priority=COMPARED_PRIORITY,
+    ),
 ]
-THUMBNAILERS = ("thumbnailer", "thumbnailer-nice0")
+THUMBNAILERS = ("thumbnailer", "thumbnailer-compared")
 SATURATED_OVER_IDLE = 1.2  # at most, p50 and p99
 SYNC_OVER_ASYNC = 5.0  # at least, p50
 
@@ -73,8 +80,8 @@ async def measure(data: bytes) -> tuple[list[Phase], int]:
     idle = Phase("async", "idle (workers stopped)")
     saturated = {
         "thumbnailer": Phase("async", "saturated", backlog=Backlog()),
-        "thumbnailer-nice0": Phase(
-            "async", "saturated, render workers at nice 0", backlog=Backlog()
+        "thumbnailer-compared": Phase(
+            "async", f"saturated, render workers at nice {COMPARED_PRIORITY}", backlog=Backlog()
         ),
     }
     sync = Phase("sync baseline", "idle; renders in the call")
@@ -140,7 +147,7 @@ def run() -> list[str]:
 
 
 def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> list[str]:
-    idle, saturated, at_nice_0, sync = phases
+    idle, saturated, compared, sync = phases
     return [
         f"## Upload latency: UploadPhoto of a {size_mb:.1f} MB JPEG, {CLIENTS} concurrent clients",
         "",
@@ -152,7 +159,7 @@ def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> li
         *(_row(phase) for phase in phases),
         "",
         *_targets(idle.latencies, saturated.latencies, sync.latencies),
-        *_priority(idle.latencies, at_nice_0.latencies),
+        *_priority(idle.latencies, compared.latencies),
         "",
         *FINDINGS,
     ]
@@ -172,10 +179,12 @@ def _method(run_s: float, failed: int) -> list[str]:
         " move it. Idle: the thumbnailer's"
         " render workers stopped with SIGSTOP, so the jobs queue up. Saturated: the same"
         " thumbnailer resumed on that backlog, its render workers at the default"
-        f" THUMBWIRE_RENDER_NICE ({Settings().render_nice}); photos waiting (pending, sampled"
-        " every 0.25 s over the saturated batches) show it never ran dry. Render workers at"
-        " nice 0: a second thumbnailer with THUMBWIRE_RENDER_NICE=0 (its workers at its own"
-        " priority, as before they yielded), resumed in its own batches instead of the first."
+        f" THUMBWIRE_RENDER_PRIORITY ({Settings().render_priority}); photos waiting (pending,"
+        " sampled every 0.25 s over the saturated batches) show it never ran dry. Render"
+        f" workers at nice {COMPARED_PRIORITY}: a second thumbnailer with"
+        f" THUMBWIRE_RENDER_PRIORITY={COMPARED_PRIORITY} (its workers under the normal policy,"
+        " as before they were idle-priority work), resumed in its own batches instead of the"
+        " first."
         " Sync baseline:"
         " `bench/sync_upload.py`, a server beside the upload service whose UploadPhoto is the"
         " same upload followed, in the same call, by the thumbnailer's own processing (claim,"
@@ -225,11 +234,12 @@ def _targets(idle: Latencies, saturated: Latencies, sync: Latencies) -> list[str
     ]
 
 
-def _priority(idle: Latencies, at_nice_0: Latencies) -> list[str]:
-    p50 = at_nice_0.percentile(50) / idle.percentile(50)
-    p99 = at_nice_0.percentile(99) / idle.percentile(99)
+def _priority(idle: Latencies, compared: Latencies) -> list[str]:
+    p50 = compared.percentile(50) / idle.percentile(50)
+    p99 = compared.percentile(99) / idle.percentile(99)
     return [
-        f"- saturated by render workers at nice 0 (as before they yielded) against idle:"
+        f"- saturated by render workers at nice {COMPARED_PRIORITY} (the default before)"
+        " against idle:"
         f" p50 {p50:.2f}x, p99 {p99:.2f}x",
     ]
 

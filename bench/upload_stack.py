@@ -116,7 +116,7 @@ class Service:
     module: str
     nice: int = 0
     own_metrics_addr: bool = False  # a second thumbnailer needs an address of its own
-    render_nice: int | None = None  # THUMBWIRE_RENDER_NICE; None: the default
+    render_priority: str | None = None  # THUMBWIRE_RENDER_PRIORITY; None: the default
 
 
 @contextlib.asynccontextmanager
@@ -154,8 +154,8 @@ async def _stack(settings: Settings, data_dir: Path) -> AsyncIterator[UploadStac
 
 
 def _own(settings: Settings, service: Service) -> Settings:
-    if service.render_nice is not None:
-        settings = dataclasses.replace(settings, render_nice=service.render_nice)
+    if service.render_priority is not None:
+        settings = dataclasses.replace(settings, render_priority=service.render_priority)
     if not service.own_metrics_addr:
         return settings
     return dataclasses.replace(settings, thumbnailer_metrics_addr=free_address())

@@ -68,14 +68,14 @@ class Settings:
     event_retention_s: float = 7 * 24 * 3600.0
     # One image's processing, in a thumbnailer worker process: more of the worker's CPU time,
     # and the worker is killed and the photo fails; more memory, and the photo fails (0:
-    # unlimited). A worker with no answer after ten times the time limit by the clock (starved
-    # of CPU, or stuck) fails the attempt, which is retried.
+    # unlimited). A worker that spends ten times the time limit neither computing nor waiting
+    # for a CPU (stuck), or has no answer after 10 minutes, fails the attempt, which is retried.
     image_time_limit_s: float = 30.0
     image_memory_limit_mb: int = 2048
-    # The image worker processes' niceness (0-19, added to the thumbnailer's own). Thumbnails
-    # are background work: on cores shared with the upload service or a notifier, the workers
-    # yield to them, and they still get every cycle nobody else wants. 0: the same priority.
-    render_nice: int = 10
+    # The image worker processes' share of the CPU (services/thumbnailer/render_priority.py):
+    # "idle", the cycles that nothing else beside them wants; or a niceness (0-19) to add to
+    # the thumbnailer's own, "0" being the same priority.
+    render_priority: str = "idle"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -55,10 +55,11 @@ class EmbeddedS3Server:
         # A process group of its own, so that Ctrl-C at `make run` reaches the services (which
         # then stop with the store still there) and not rclone. Not a session of its own: Linux
         # gives each session an autogroup that shares the CPU equally with every other one
-        # (sched_autogroup), so the image workers at THUMBWIRE_RENDER_NICE took the cores from
-        # the store's PUTs at par instead of at a tenth. The upload benchmark, two runs of each,
-        # alternated: uploads beside a busy thumbnailer 1.45x and 1.52x as slow (p50) as beside
-        # an idle one with rclone in a session of its own, 1.26x and 1.28x in this one.
+        # (sched_autogroup), so the image workers at a lower priority (then nice 10) took the
+        # cores from the store's PUTs at par instead of at a tenth. The upload benchmark, two
+        # runs of each, alternated: uploads beside a busy thumbnailer 1.45x and 1.52x as slow
+        # (p50) as beside an idle one with rclone in a session of its own, 1.26x and 1.28x in
+        # this one.
         self._process = subprocess.Popen(
             command, env={**os.environ, "RCLONE_CONFIG": os.devnull}, process_group=0
         )

@@ -17,27 +17,57 @@ from typing import cast
 from services.core.config import Settings
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.rejections import TimeLimitExceeded, TooManyBytes
+from services.thumbnailer.render_priority import SAME_PRIORITY, RenderPriority
 from services.thumbnailer.worker import DEFAULT_TASK
 from services.thumbnailer.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
-# A worker that has not answered after this many times the time limit by the clock is stalled.
+# A worker that has spent this many times the time limit neither computing nor waiting for a
+# CPU is stuck.
 STALL_FACTOR = 10
+# The longest a render may take by the clock, however it was spent. The job's delivery stays
+# unacked meanwhile, which must stay well under RabbitMQ's consumer timeout (30 minutes by
+# default): past it the broker closes the channel and redelivers.
+MAX_RENDER_WAIT_S = 600.0
 # How often, at most, a render that has time left checks its worker's CPU time.
 MIN_CHECK_S = 0.1
 
 
 class WorkerStalled(TimeoutError):
-    """The worker got nowhere for too long by the clock, without using its CPU time: too
-    little CPU on a busy machine, or stuck. Transient: a later attempt may get the CPU."""
+    """The worker got nowhere for too long: stuck, or starved of CPU for MAX_RENDER_WAIT_S.
+    Transient: a later attempt may get a new worker, or the CPU."""
 
     @classmethod
-    def after(cls, wall_s: float, cpu_s: float) -> WorkerStalled:
+    def after(cls, wall_s: float, cpu_s: float, stuck_s: float) -> WorkerStalled:
         return cls(
-            f"the image worker had no answer after {wall_s:g} s, having used {cpu_s:.1f} s of"
-            " CPU: too little CPU on a busy machine, or stuck"
+            f"the image worker had no answer after {wall_s:.1f} s: it computed for"
+            f" {cpu_s:.1f} s, and for {stuck_s:.1f} s it neither computed nor waited for a CPU"
         )
+
+
+class _RenderClock:
+    """A render's time so far, from the worker's own counts: the CPU time it used, and the time
+    it was neither computing nor waiting for a CPU (where the kernel does not count the
+    waits, all of the clock's time but the CPU's)."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self._worker = worker
+        self._started = time.monotonic()
+        self._cpu_s = worker.cpu_time_s()
+        self._scheduled_s = worker.scheduled_s()
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def cpu_s(self) -> float:
+        return self._worker.cpu_time_s() - self._cpu_s
+
+    def stuck_s(self) -> float:
+        scheduled_s = self._worker.scheduled_s()
+        if scheduled_s is None or self._scheduled_s is None:
+            return self.elapsed_s() - self.cpu_s()
+        return self.elapsed_s() - (scheduled_s - self._scheduled_s)
 
 
 @dataclass(frozen=True)
@@ -46,7 +76,8 @@ class ImageLimits:
     max_bytes: int = 32 * 1024 * 1024
     time_limit_s: float = 30.0  # of the worker's CPU time for one image
     memory_limit_mb: int = 2048  # 0: unlimited
-    nice: int = 0  # added to the workers' niceness: they yield the CPU to other work
+    # The workers' share of the CPU beside other work: the default here is the pool's own.
+    priority: RenderPriority = SAME_PRIORITY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageLimits:
@@ -55,7 +86,7 @@ class ImageLimits:
             max_bytes=settings.max_upload_bytes,
             time_limit_s=settings.image_time_limit_s,
             memory_limit_mb=settings.image_memory_limit_mb,
-            nice=settings.render_nice,
+            priority=RenderPriority.parse(settings.render_priority),
         )
 
 
@@ -96,8 +127,8 @@ class RenderPool:
         return [w.pid for w in self._running if w.alive]
 
     async def close(self) -> None:
-        """Waits for the running renders (each ends within STALL_FACTOR times the time limit),
-        then stops every worker."""
+        """Waits for the running renders (each ends within MAX_RENDER_WAIT_S), then stops every
+        worker."""
         for _ in range(self._workers):
             worker = await self._idle.get()
             if worker is not None:
@@ -111,8 +142,9 @@ class RenderPool:
         if worker is not None:  # died while idle (killed from outside)
             self._running.discard(worker)
         try:
+            limits = self._limits
             worker = await WorkerProcess.start(
-                self._limits.memory_limit_mb, self._task, self._limits.nice, self._limits.max_bytes
+                limits.memory_limit_mb, self._task, limits.priority, limits.max_bytes
             )
         except BaseException:
             self._idle.put_nowait(None)
@@ -123,31 +155,36 @@ class RenderPool:
     async def _call(self, worker: WorkerProcess, data: bytes) -> tuple[str, object]:
         """The worker's reply, within the time limit of the worker's CPU time.
 
-        CPU time, not the clock's: a worker that yields the CPU (THUMBWIRE_RENDER_NICE) on a
+        CPU time, not the clock's: a worker at a low priority (THUMBWIRE_RENDER_PRIORITY) on a
         machine busy with uploads takes longer by the clock for the same image, and failing the
-        photo for good for that would lose photos to load. A worker that gets nowhere by the
-        clock for STALL_FACTOR times the limit (starved of CPU, or stuck without computing)
-        fails the attempt as WorkerStalled, which is retried later."""
+        photo for good for that would lose photos to load. Its waits for a CPU are not held
+        against it either. A worker that spends STALL_FACTOR times the limit neither computing
+        nor waiting for a CPU (stopped, or stuck), or that still has no answer after
+        MAX_RENDER_WAIT_S, fails the attempt as WorkerStalled, which is retried later."""
         limit_s = self._limits.time_limit_s
-        started_cpu_s = worker.cpu_time_s()
-        deadline = time.monotonic() + limit_s * STALL_FACTOR
+        stall_limit_s = limit_s * STALL_FACTOR
+        clock = _RenderClock(worker)
         reply = asyncio.ensure_future(worker.call(data, self._limits.max_pixels))
         try:
             while True:
-                used_s = worker.cpu_time_s() - started_cpu_s
+                used_s = clock.cpu_s()
                 if used_s >= limit_s:
                     log.warning(
                         "an image overran the %g s limit: killing worker %d", limit_s, worker.pid
                     )
                     raise TimeLimitExceeded.after(limit_s)
-                left_s = deadline - time.monotonic()
-                if left_s <= 0:
+                stuck_s, elapsed_s = clock.stuck_s(), clock.elapsed_s()
+                if stuck_s >= stall_limit_s or elapsed_s >= MAX_RENDER_WAIT_S:
                     log.warning("worker %d made no progress: killing it", worker.pid)
-                    raise WorkerStalled.after(limit_s * STALL_FACTOR, used_s)
+                    raise WorkerStalled.after(elapsed_s, used_s, stuck_s)
                 # asyncio.wait, not asyncio.timeout: a reply arriving just as the wait ends
                 # would leave this task with a cancellation that asyncio.timeout (in 3.11)
                 # does not take back.
-                wait_s = min(max(limit_s - used_s, MIN_CHECK_S), left_s)
+                wait_s = min(
+                    max(limit_s - used_s, MIN_CHECK_S),
+                    stall_limit_s - stuck_s,
+                    MAX_RENDER_WAIT_S - elapsed_s,
+                )
                 done, _ = await asyncio.wait({reply}, timeout=wait_s)
                 if done:
                     return reply.result()

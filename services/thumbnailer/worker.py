@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from services.thumbnailer import frames
 from services.thumbnailer.rejections import MemoryLimitExceeded
+from services.thumbnailer.render_priority import RenderPriority
 from services.thumbnailer.shared_buffer import SharedBuffer
 
 DEFAULT_TASK = "services.thumbnailer.imaging:make_thumbnails"
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     widen_pipe(0)
     widen_pipe(replies.fileno())
     limit_memory(args.memory_limit_mb)
-    if args.nice:
-        os.nice(args.nice)
+    RenderPriority.parse(args.priority).apply()
     task = load_task(args.task)
     shared = SharedBuffer(args.shared_fd)
     frames.write(replies, frames.READY)
@@ -104,7 +104,7 @@ def run(task: Task, data: bytes, max_pixels: int, memory_limit_mb: int) -> bytes
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memory-limit-mb", type=int, default=0)
-    parser.add_argument("--nice", type=int, default=0, help="added to the process's niceness")
+    parser.add_argument("--priority", default="0", help="idle, or niceness to add (0-19)")
     parser.add_argument("--task", default=DEFAULT_TASK)
     parser.add_argument("--shared-fd", type=int, required=True, help="the inputs' memfd")
     return parser.parse_args(argv)

@@ -10,6 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from services.core import proc_stat
 from services.thumbnailer import frames
+from services.thumbnailer.render_priority import RenderPriority
 from services.thumbnailer.shared_buffer import SharedBuffer
 
 # Starting Python and importing Pillow takes well under a second; far longer means it is stuck.
@@ -28,7 +29,7 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, memory_limit_mb: int, task: str, nice: int, max_bytes: int
+        cls, memory_limit_mb: int, task: str, priority: RenderPriority, max_bytes: int
     ) -> WorkerProcess:
         """`max_bytes`: the largest input a call may hand over (shared_buffer.py)."""
         shared = SharedBuffer.create(max_bytes)
@@ -38,7 +39,7 @@ class WorkerProcess:
                 "-m",
                 "services.thumbnailer.worker",
                 f"--memory-limit-mb={memory_limit_mb}",
-                f"--nice={nice}",
+                f"--priority={priority}",
                 f"--task={task}",
                 f"--shared-fd={shared.fd}",
                 stdin=asyncio.subprocess.PIPE,
@@ -72,6 +73,14 @@ class WorkerProcess:
         """The CPU time (user and system) the worker has used so far; 0 once it is gone."""
         try:
             return proc_stat.cpu_s(self.pid)
+        except OSError:
+            return 0.0
+
+    def scheduled_s(self) -> float | None:
+        """The time the worker has spent on a CPU or waiting for one (proc_stat.scheduled_s);
+        None where the kernel does not count it, 0 once the worker is gone."""
+        try:
+            return proc_stat.scheduled_s(self.pid)
         except OSError:
             return 0.0
 

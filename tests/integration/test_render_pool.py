@@ -8,16 +8,20 @@ import fcntl
 import hashlib
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
+from services.core import proc_stat
+from services.core.config import Settings
 from services.core.imageinfo import ImageRejected
 from services.thumbnailer.failures import FailureKind, classify
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.rejections import MemoryLimitExceeded, TimeLimitExceeded, TooManyBytes
+from services.thumbnailer.render_priority import RenderPriority
 from services.thumbnailer.rendering import STALL_FACTOR, ImageLimits, RenderPool, WorkerStalled
 from services.thumbnailer.worker import PIPE_BYTES
 from tests.support.corpus import bilevel_png
@@ -123,7 +127,9 @@ async def test_a_worker_that_gets_nowhere_by_the_clock_is_a_transient_failure(
     noted = tmp_path / "pid"
     try:
         started = asyncio.get_running_loop().time()
-        with pytest.raises(WorkerStalled, match="no answer after 2 s") as raised:
+        with pytest.raises(
+            WorkerStalled, match=r"for 2\.\d s it neither computed nor waited for a CPU"
+        ) as raised:
             await pool.render(hang_noting_pid_in(noted))
         assert asyncio.get_running_loop().time() - started >= limit_s * STALL_FACTOR
         assert classify(raised.value).kind is FailureKind.TRANSIENT
@@ -197,14 +203,53 @@ async def test_a_ctrl_c_to_the_process_group_leaves_the_workers_to_their_pool(
     assert sorted(await asyncio.gather(*running)) == sorted(first)  # finished, same workers
 
 
-async def test_workers_run_at_a_lower_cpu_priority_than_the_thumbnailer() -> None:
-    """Thumbnails are background work: the workers' niceness is the pool's own plus `nice`."""
-    pool = RenderPool(1, ImageLimits(nice=7))
+async def test_workers_at_a_niceness_run_that_much_below_the_thumbnailer() -> None:
+    pool = RenderPool(1, ImageLimits(priority=RenderPriority(idle=False, nice=7)))
     try:
         await pool.render(jpeg(64, 48))  # a pool starts its workers when first needed
         [pid] = pool.worker_pids()
+        assert os.sched_getscheduler(pid) == os.SCHED_OTHER
         assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
     finally:
+        await pool.close()
+
+
+async def test_workers_at_idle_priority_take_only_the_cpu_nothing_else_wants() -> None:
+    """The default (THUMBWIRE_RENDER_PRIORITY=idle): thumbnails are background work."""
+    pool = RenderPool(1, ImageLimits.from_settings(Settings()))
+    try:
+        await pool.render(jpeg(64, 48))
+        [pid] = pool.worker_pids()
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_waiting_for_a_cpu_is_not_stalled(tmp_path: Path) -> None:
+    """An idle-priority worker sharing its one core with a busy process gets almost no CPU:
+    it waits its turn for longer than the stall limit, and still finishes its image."""
+    limit_s = 0.2
+    pool = RenderPool(
+        1, ImageLimits(time_limit_s=limit_s, priority=RenderPriority(idle=True)), task=STAND_IN
+    )
+    noted = tmp_path / "pid"
+    core = {min(os.sched_getaffinity(0))}
+    hog = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+    try:
+        os.sched_setaffinity(hog.pid, core)
+        await pool.render(PAUSE)  # the worker, started
+        [worker] = pool.worker_pids()
+        os.sched_setaffinity(worker, core)
+        rendering = asyncio.create_task(pool.render(work_noting_pid_in(noted, 0.05)))
+        await asyncio.sleep(limit_s * STALL_FACTOR + 1.0)
+        assert not rendering.done()
+        assert proc_stat.cpu_s(hog.pid) > limit_s * STALL_FACTOR  # the hog had the core
+        hog.kill()
+        assert await rendering == worker
+    finally:
+        if hog.returncode is None:
+            hog.kill()
+        await hog.wait()
         await pool.close()
 
 

@@ -62,7 +62,7 @@ def test_compose_runs_the_stack_the_contract_describes(compose: dict[str, Any]) 
 def test_the_thumbnailers_yield_contended_cpu_to_the_other_containers(
     compose: dict[str, Any],
 ) -> None:
-    """Between containers only cgroup weights count (not THUMBWIRE_RENDER_NICE): the
+    """Between containers only cgroup weights count (not THUMBWIRE_RENDER_PRIORITY): the
     thumbnailer's is below Docker's default (1024 shares), and no other container's is."""
     services = compose["services"]
     assert 2 <= int(services["thumbnailer"]["cpu_shares"]) < 1024
