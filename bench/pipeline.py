@@ -111,6 +111,17 @@ BEFORE = [
     " 2.4% before, 1.8% and 1.8% after. Pipeline / kernel 0.86 and 0.80 before, 0.84 and"
     " 0.75 after: within its noise.",
     "",
+    "The ratio follows the speed of the image work. On 2026-12-03 (08:05-08:10 UTC) the"
+    " kernel ran 23-24 photos/s, its workers' CPU per photo 81 ms against 185 ms in the last"
+    " run of the evening before, while the rest of the pipeline's work stayed at 19-21 ms"
+    " per photo (the thumbnailer 9.0-9.8, rclone 5.2-5.8, the notifier 2.5-2.7, PostgreSQL"
+    " 2.3-2.9): implied by CPU time 0.79-0.83, measured 0.76-0.82 per round, where the"
+    " evening gave 0.85. 0.85 on such a morning needs that work under 14 ms per photo, and"
+    " the image workers busy all of the drain (91-93% here: between two jobs a worker waits"
+    " for the thumbnailer's loop to hand it the next). The render workers' priority"
+    " (THUMBWIRE_RENDER_PRIORITY) does not move it: two runs of each, alternated, gave"
+    " medians 0.79 and 0.77 at nice 10, 0.78 and 0.78 under SCHED_IDLE, now the default.",
+    "",
     "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
     " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"
     " 0.57-0.66), implied by CPU time 0.67; image workers busy 74-79%. CPU ms per photo in"

@@ -64,7 +64,16 @@ FINDINGS = [
     " needs the asynchronous upload at about 28 ms of the machine's CPU while the"
     " synchronous one keeps its cost, and the stand-in S3 server's PUT and the clients"
     " alone take 14-20 of them on these same two cores. In a deployment the object store"
-    " and the clients run elsewhere; here they decide the ratio.",
+    " and the clients run elsewhere; here they decide the ratio. Counted again on"
+    " 2026-12-03 (07:44-07:49 UTC, a morning on which the image workers rendered the 12 MP"
+    " JPEG in about 80 ms of CPU, against 185 ms the evening before): the machine busy 35 ms"
+    " per asynchronous upload (the upload service 12-14, rclone 10-11, the clients 5) and"
+    " 137 ms per synchronous one: 3.9x in CPU, and 3.5x-4.0x in p50 in this section's runs"
+    " that morning; the evening before, with the rendering that much slower, 4.9x-5.5x. The"
+    " ratio follows the speed of the image work on the machine of the day. Taking the"
+    " upload's pages from the heap instead of fresh mappings (glibc's MALLOC_MMAP_THRESHOLD_"
+    " and MALLOC_TRIM_THRESHOLD_) cut the upload service's page faults from 620-780 to 7-63"
+    " per upload and left the machine's CPU per upload at 35 ms: not kept.",
     "- This machine's memory. It is a virtual machine whose guest returns free memory to the"
     " host (virtio-balloon free page reporting, in blocks of 128 KiB and up): a page the"
     " kernel hands out fresh (a new file's page cache, a socket buffer) costs a fault in"
@@ -82,12 +91,11 @@ FINDINGS = [
     " same thumbnailer with 0), so they yield the CPU to the upload path; the shared servers"
     " do not: the S3 server and the database serve both at one priority, and the workers"
     " still take the cycles that the upload path leaves between its requests, with the"
-    " caches and memory bandwidth that go with them. Tried and not kept: the render workers"
-    " under SCHED_IDLE instead of nice 10 (a run on 2026-12-02 07:27 UTC, load average"
-    " 1.4-1.8): saturated against idle 1.28x at p50 (idle 136 ms, saturated 175), but the"
-    " thumbnailer made 28 photos' thumbnails in the saturated batches instead of 49-63, and"
-    " a SCHED_IDLE worker gets almost nothing while any other process wants the core, so a"
-    " steady upload load would starve thumbnails: a choice of policy, not a fix. Not the"
+    " caches and memory bandwidth that go with them. A first try of the render workers under"
+    " SCHED_IDLE instead of nice 10 (2026-12-02 07:27 UTC, load average 1.4-1.8, rclone"
+    " still in a session of its own): saturated against idle 1.28x at p50 (idle 136 ms,"
+    " saturated 175), with 28 photos' thumbnails made in the saturated batches instead of"
+    " 49-63; not kept then, for fear that a steady upload load would starve thumbnails. Not the"
     " scheduler's wake-up latency either (checked on 2026-12-02 16:30 UTC): a nice-0"
     " thread sleeping 0.5 ms at a time woke 76 us late at p50 and 155 us at p99 beside two"
     " CPU-bound processes at nice 10 (103 and 250 us with the cores idle), so the workers"
@@ -101,9 +109,16 @@ FINDINGS = [
     " as nice 10 did (1.23x and 1.33x in the same runs): the workers take the cycles that the"
     " upload path leaves between its requests, 0.4-0.5 of the cores. Under SCHED_IDLE: 1.16x"
     " and 1.13x (nice 10 beside them 1.18x and 1.32x), with 12-17 photos' thumbnails made in"
-    " the saturated batches against 20-24. SCHED_IDLE meets the target by giving thumbnails"
-    " only what nothing else wants, which on a machine kept busy could be nothing for as long"
-    " as it stays busy; it is not the default, for that reason.",
+    " the saturated batches against 20-24. At nice 10 a worker keeps about a tenth of a busy"
+    " core, and a core that runs it is not free to the scheduler when an upload's thread"
+    " wakes; under SCHED_IDLE it is. Thumbnails being the work that nobody waits on, the"
+    " idle policy is now the default (below), with what made it unsafe mended: the render"
+    " pool failed an attempt whose worker had no answer after ten times the time limit by the"
+    " clock, so a worker starved by a long upload flood would have spent the photo's"
+    " attempts; it now holds against a worker only the time it was neither on a CPU nor"
+    " waiting for one (/proc/PID/schedstat), up to 10 minutes in all. And the flood leaves"
+    " the idle workers the cycles it does not use: 0.33-0.42 of the 2 cores here, 70-95% of"
+    " the thumbnails that the workers at nice 10 made beside the same uploads.",
     "",
     "Changed, and the figures before:",
     "",
@@ -172,10 +187,21 @@ FINDINGS = [
     " average 2.6-3.8): saturated against idle at p50 1.45x and 1.52x before, 1.26x and 1.28x"
     " after; the thumbnailer used 0.65-0.69 of the cores during the saturated batches"
     " before, 0.46-0.53 after.",
-    "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. Measured"
-    " side by side in the table above (third row: nice 0); in the first run with it"
-    " (2026-12-02 04:46 UTC, load average about 5), saturated against idle at p50 was 1.65x"
-    " against 1.83x at nice 0.",
+    "- services/thumbnailer (THUMBWIRE_RENDER_NICE): the render workers at nice 10. In the"
+    " first run with it (2026-12-02 04:46 UTC, load average about 5), saturated against"
+    " idle at p50 was 1.65x against 1.83x at nice 0 (the third row then); in the last"
+    " (2026-12-02 20:58 UTC), 1.38x against 1.80x.",
+    "- services/thumbnailer/render_priority.py (THUMBWIRE_RENDER_PRIORITY, `idle` by default):"
+    " the render workers under SCHED_IDLE; the table's third row is the same thumbnailer"
+    " with its workers at nice 10, the default before. Five runs of this section on"
+    " 2026-12-03 (07:51-08:04 UTC, load average 1.7-4.4; the first two with 6 rounds, the"
+    " rest with 12): saturated against idle at p50 1.09x, 1.12x, 1.19x, 1.16x and 1.12x"
+    " under SCHED_IDLE, 1.26x, 1.21x, 1.21x, 1.29x and 1.27x at nice 10 beside them. The"
+    " p99s swing far more (0.46x to 2.89x in those runs, on both saturated rows alike, and"
+    " once on the idle one): the slowest uploads come in clusters, several ending within a"
+    " millisecond of each other, so they waited on one thing together (a stall of 200-400"
+    " ms, once 700); what it is, I have not found. This section now runs 12 rounds instead"
+    " of 6, so that its p99 is the 5th slowest of 480.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",

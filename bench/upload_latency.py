@@ -34,7 +34,7 @@ from services.core.auth import TokenAuthority
 from services.core.config import Settings
 
 CLIENTS = 8
-ROUNDS = 6
+ROUNDS = 12
 UPLOADS_EACH = 5  # per client and round: CLIENTS x ROUNDS x UPLOADS_EACH uploads per phase
 WARMUP_EACH = 2
 BUSY_AFTER_S = 0.5  # from resuming a thumbnailer to measuring: its workers under way
