@@ -24,6 +24,7 @@ import grpc
 from bench.fanout_stack import bench_settings, free_address
 from bench.process_cpu import children
 from bench.stack_cleanup import delete_namespace, drop_database
+from bench.store_dir import store_dir
 from services.core import database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
@@ -72,11 +73,9 @@ class RealStack:
 async def real_stack(**changes: object) -> AsyncIterator[RealStack]:
     """Every service started and serving until the block ends; `changes` to the settings
     (e.g. thumbnailer_concurrency)."""
-    with tempfile.TemporaryDirectory(prefix="thumbwire-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="thumbwire-bench-") as tmp, store_dir() as s3_dir:
         run_dir = Path(tmp)
-        s3 = EmbeddedS3Server(
-            f"http://{free_address()}", run_dir / "s3", "minioadmin", "minioadmin"
-        )
+        s3 = EmbeddedS3Server(f"http://{free_address()}", s3_dir, "minioadmin", "minioadmin")
         s3.start()
         settings = _settings(s3.endpoint, **changes)
         try:

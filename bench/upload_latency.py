@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from bench.backlog_watch import Backlog, watching
 from bench.fanout_stack import free_address
 from bench.photos import three_mb_jpeg
+from bench.store_dir import where
 from bench.upload_findings import FINDINGS
 from bench.upload_load import Latencies, upload_load
 from bench.upload_stack import WORKSPACE, Service, UploadStack, upload_stack
@@ -73,10 +74,11 @@ class Phase:
 Load = Callable[[int], Awaitable[Latencies]]
 
 
-async def measure(data: bytes) -> tuple[list[Phase], int]:
+async def measure(data: bytes) -> tuple[list[Phase], int, str]:
     """The phases in rounds, one batch of each per round, so that a change in the machine's
-    other load (it is shared) falls on all of them alike; and the photos that failed (none
-    should, the check that stopping render workers did not break an image)."""
+    other load (it is shared) falls on all of them alike; the photos that failed (none
+    should, the check that stopping render workers did not break an image); and where the
+    object store kept its files."""
     idle = Phase("async", "idle (workers stopped)")
     saturated = {
         "thumbnailer": Phase("async", "saturated", backlog=Backlog()),
@@ -98,7 +100,8 @@ async def measure(data: bytes) -> tuple[list[Phase], int]:
                 stack.pause(name)
             await sync.batch(synchronous)
         failed = await stack.photos("failed")
-    return [idle, *saturated.values(), sync], failed
+        store = where(stack.s3_dir)
+    return [idle, *saturated.values(), sync], failed, store
 
 
 async def warm_up(stack: UploadStack, data: bytes) -> tuple[Load, Load]:
@@ -142,16 +145,17 @@ async def _poll(
 def run() -> list[str]:
     path = three_mb_jpeg()
     started = time.perf_counter()
-    phases, failed = asyncio.run(measure(path.read_bytes()))
-    return report(phases, failed, path.stat().st_size / 1e6, time.perf_counter() - started)
+    phases, failed, store = asyncio.run(measure(path.read_bytes()))
+    size_mb = path.stat().st_size / 1e6
+    return report(phases, failed, store, size_mb, time.perf_counter() - started)
 
 
-def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> list[str]:
+def report(phases: list[Phase], failed: int, store: str, size_mb: float, run_s: float) -> list[str]:
     idle, saturated, compared, sync = phases
     return [
         f"## Upload latency: UploadPhoto of a {size_mb:.1f} MB JPEG, {CLIENTS} concurrent clients",
         "",
-        *_method(run_s, failed),
+        *_method(run_s, failed, store),
         "",
         "| upload | thumbnailer | uploads | p50 ms | p99 ms | uploads/s | photos waiting:"
         " least / last | thumbnails made | thumbnailer CPU, cores | load avg |",
@@ -165,11 +169,12 @@ def report(phases: list[Phase], failed: int, size_mb: float, run_s: float) -> li
     ]
 
 
-def _method(run_s: float, failed: int) -> list[str]:
+def _method(run_s: float, failed: int, store: str) -> list[str]:
     return [
         f"The whole stack as processes on this machine's {os.cpu_count()} cores (upload,"
         " notifier, thumbnailer with one render worker per core, rclone serve s3 as the object"
-        " store, the shared PostgreSQL and RabbitMQ), and the clients in the bench's process,"
+        f" store, {store} (bench/store_dir.py), the shared PostgreSQL and RabbitMQ), and the"
+        " clients in the bench's process,"
         f" each on a connection of its own, sending 256 KiB chunks as the CLI does. {ROUNDS}"
         " rounds, each a batch of every phase in turn (so that the machine's other load falls"
         f" on all phases alike), a batch being {UPLOADS_EACH} uploads one after another from"

@@ -26,6 +26,7 @@ import asyncpg
 from bench.fanout_stack import free_address
 from bench.process_cpu import children
 from bench.stack_cleanup import delete_namespace, drop_database
+from bench.store_dir import store_dir
 from services.core import database
 from services.core.config import Settings
 from services.core.proc_stat import cpu_s
@@ -60,6 +61,7 @@ class UploadStack:
     settings: Settings
     pool: asyncpg.Pool
     log_dir: Path
+    s3_dir: Path  # the stand-in object store's files (bench/store_dir.py)
     processes: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
 
     async def start(
@@ -123,28 +125,30 @@ class Service:
 async def upload_stack(services: Sequence[Service]) -> AsyncIterator[UploadStack]:
     """The stack with `services` started in order."""
     data_dir = Path(tempfile.mkdtemp(prefix="thumbwire-bench-"))
-    s3 = EmbeddedS3Server(f"http://{free_address()}", data_dir / "s3", "minioadmin", "minioadmin")
-    s3.start()
-    settings = bench_settings(s3.endpoint)
-    try:
-        await prepare(settings)
-        async with _stack(settings, data_dir) as stack:
-            for service in services:
-                await stack.start(
-                    service.name, service.module, _own(settings, service), service.nice
-                )
-            yield stack
-    finally:
-        s3.stop()
-        await drop_database(settings.database_url)
-        await delete_namespace(settings)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with store_dir() as s3_dir:
+        s3 = EmbeddedS3Server(f"http://{free_address()}", s3_dir, "minioadmin", "minioadmin")
+        s3.start()
+        settings = bench_settings(s3.endpoint)
+        try:
+            await prepare(settings)
+            async with _stack(settings, data_dir, s3_dir) as stack:
+                for service in services:
+                    await stack.start(
+                        service.name, service.module, _own(settings, service), service.nice
+                    )
+                yield stack
+        finally:
+            s3.stop()
+            await drop_database(settings.database_url)
+            await delete_namespace(settings)
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
-async def _stack(settings: Settings, data_dir: Path) -> AsyncIterator[UploadStack]:
+async def _stack(settings: Settings, data_dir: Path, s3_dir: Path) -> AsyncIterator[UploadStack]:
     pool = await database.create_pool(settings.database_url)
-    stack = UploadStack(settings, pool, Path(os.environ.get("BENCH_LOG_DIR", data_dir)))
+    log_dir = Path(os.environ.get("BENCH_LOG_DIR", data_dir))
+    stack = UploadStack(settings, pool, log_dir, s3_dir)
     try:
         yield stack
     finally:
