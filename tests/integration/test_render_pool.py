@@ -4,6 +4,7 @@ images side by side on several workers, without blocking the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -225,31 +226,60 @@ async def test_workers_at_idle_priority_take_only_the_cpu_nothing_else_wants() -
         await pool.close()
 
 
-async def test_a_worker_waiting_for_a_cpu_is_not_stalled(tmp_path: Path) -> None:
-    """An idle-priority worker sharing its one core with a busy process gets almost no CPU:
-    it waits its turn for longer than the stall limit, and still finishes its image."""
-    limit_s = 0.2
-    pool = RenderPool(
-        1, ImageLimits(time_limit_s=limit_s, priority=RenderPriority(idle=True)), task=STAND_IN
-    )
-    noted = tmp_path / "pid"
+@contextlib.asynccontextmanager
+async def idle_worker_beside_a_busy_process(
+    pool: RenderPool,
+) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """The pool's one worker (started) and a spinning process, both held to one core: a
+    worker at idle priority gets almost none of it until the spinner ends."""
     core = {min(os.sched_getaffinity(0))}
     hog = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
     try:
         os.sched_setaffinity(hog.pid, core)
-        await pool.render(PAUSE)  # the worker, started
+        await pool.render(PAUSE)
         [worker] = pool.worker_pids()
         os.sched_setaffinity(worker, core)
-        rendering = asyncio.create_task(pool.render(work_noting_pid_in(noted, 0.05)))
-        await asyncio.sleep(limit_s * STALL_FACTOR + 1.0)
-        assert not rendering.done()
-        assert proc_stat.cpu_s(hog.pid) > limit_s * STALL_FACTOR  # the hog had the core
-        hog.kill()
-        assert await rendering == worker
+        yield worker, hog
     finally:
         if hog.returncode is None:
             hog.kill()
         await hog.wait()
+
+
+async def test_a_worker_waiting_for_a_cpu_is_not_stalled(tmp_path: Path) -> None:
+    """It waits its turn for longer than the stall limit, and still finishes its image."""
+    limit_s = 0.2
+    pool = RenderPool(
+        1, ImageLimits(time_limit_s=limit_s, priority=RenderPriority(idle=True)), task=STAND_IN
+    )
+    try:
+        async with idle_worker_beside_a_busy_process(pool) as (worker, hog):
+            render = asyncio.create_task(pool.render(work_noting_pid_in(tmp_path / "p", 0.05)))
+            await asyncio.sleep(limit_s * STALL_FACTOR + 1.0)
+            assert not render.done()
+            assert proc_stat.cpu_s(hog.pid) > limit_s * STALL_FACTOR  # the hog had the core
+            hog.kill()
+            assert await render == worker
+    finally:
+        await pool.close()
+
+
+async def test_a_render_starved_for_the_longest_wait_fails_its_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's delivery stays unacked while it renders: past MAX_RENDER_WAIT_S it gives
+    the attempt up (to be retried), before the broker's consumer timeout takes it back."""
+    monkeypatch.setattr("services.thumbnailer.rendering.MAX_RENDER_WAIT_S", 1.5)
+    pool = RenderPool(1, ImageLimits(priority=RenderPriority(idle=True)), task=STAND_IN)
+    try:
+        async with idle_worker_beside_a_busy_process(pool) as (worker, _):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(WorkerStalled, match=r"no answer after 1\.\d s") as raised:
+                await pool.render(work_noting_pid_in(tmp_path / "p", 0.05))
+            assert asyncio.get_running_loop().time() - started >= 1.5
+            assert classify(raised.value).kind is FailureKind.TRANSIENT
+            await eventually(lambda: not alive(worker))
+    finally:
         await pool.close()
 
 
