@@ -120,7 +120,9 @@ BEFORE = [
     " the image workers busy all of the drain (91-93% here: between two jobs a worker waits"
     " for the thumbnailer's loop to hand it the next). The render workers' priority"
     " (THUMBWIRE_RENDER_PRIORITY) does not move it: two runs of each, alternated, gave"
-    " medians 0.79 and 0.77 at nice 10, 0.78 and 0.78 under SCHED_IDLE, now the default.",
+    " medians 0.79 and 0.77 at nice 10, 0.78 and 0.78 under SCHED_IDLE, now the default."
+    " Since then the S3 server keeps its files in memory (bench/store_dir.py, which says"
+    " why); the drain writes little, and the table above is the first run so.",
     "",
     "Before the S3 server and pipe fixes (2026-12-02 06:53 UTC, commit 44ce895, the same"
     " benchmark under the CPU lock, load average 1.1-2.1): pipeline / kernel 0.65 (rounds"

@@ -86,9 +86,9 @@ FINDINGS = [
     "- Saturated against idle (profiled: p50 526 ms against 376 ms idle, the machine busy"
     " 151 ms per upload against 108, the thumbnailer 22 ms of it): the thumbnailer takes CPU"
     " (its render workers, and its reads and writes through the same rclone, PostgreSQL and"
-    " RabbitMQ) and, before the change above, the event lock. Its render workers now run at"
-    " a lower priority (THUMBWIRE_RENDER_NICE, 10 by default; the table's third row is the"
-    " same thumbnailer with 0), so they yield the CPU to the upload path; the shared servers"
+    " RabbitMQ) and, before the change above, the event lock. Its render workers were then"
+    " put at a lower priority (THUMBWIRE_RENDER_NICE, 10), so that they yield the CPU to the"
+    " upload path; the shared servers"
     " do not: the S3 server and the database serve both at one priority, and the workers"
     " still take the cycles that the upload path leaves between its requests, with the"
     " caches and memory bandwidth that go with them. A first try of the render workers under"
@@ -117,8 +117,9 @@ FINDINGS = [
     " clock, so a worker starved by a long upload flood would have spent the photo's"
     " attempts; it now holds against a worker only the time it was neither on a CPU nor"
     " waiting for one (/proc/PID/schedstat), up to 10 minutes in all. And the flood leaves"
-    " the idle workers the cycles it does not use: 0.33-0.42 of the 2 cores here, 70-95% of"
-    " the thumbnails that the workers at nice 10 made beside the same uploads.",
+    " the idle workers the cycles it does not use: 0.33-0.42 of the 2 cores here, and 52-94%"
+    " of the thumbnails that the workers at nice 10 made beside the same uploads (eleven"
+    " runs on 2026-12-03).",
     "",
     "Changed, and the figures before:",
     "",
@@ -197,11 +198,20 @@ FINDINGS = [
     " 2026-12-03 (07:51-08:04 UTC, load average 1.7-4.4; the first two with 6 rounds, the"
     " rest with 12): saturated against idle at p50 1.09x, 1.12x, 1.19x, 1.16x and 1.12x"
     " under SCHED_IDLE, 1.26x, 1.21x, 1.21x, 1.29x and 1.27x at nice 10 beside them. The"
-    " p99s swing far more (0.46x to 2.89x in those runs, on both saturated rows alike, and"
-    " once on the idle one): the slowest uploads come in clusters, several ending within a"
-    " millisecond of each other, so they waited on one thing together (a stall of 200-400"
-    " ms, once 700); what it is, I have not found. This section now runs 12 rounds instead"
-    " of 6, so that its p99 is the 5th slowest of 480.",
+    " p99s swung far more (0.46x to 2.89x in those runs, on both saturated rows alike, and"
+    " once on the idle one): the slowest uploads came in clusters, several ending within a"
+    " millisecond of each other after a common stall of 250-700 ms. Sampled every 10 ms"
+    " (pg_stat_activity, /proc/pressure, /proc/meminfo; 08:17 UTC), each cluster fell on a"
+    " flush of the page cache: the stand-in S3 server wrote 150 MB/s of originals into it,"
+    " and whenever that reached the kernel's background threshold (10% of memory, 2.3 GB)"
+    " the flush took this VM's one disk; PostgreSQL's WAL fsyncs waited behind it (some task"
+    " stalled on IO 56-88% of the time), and every upload's commit with them, queued on the"
+    " workspace's event lock. An object store does not share the database's disk in a"
+    " deployment: the benchmarks now keep its files in memory (bench/store_dir.py). Two"
+    " runs since (08:19-08:22 UTC): p99 idle 220 and 245 ms, saturated 282 and 288 (1.28x"
+    " and 1.17x), at nice 10 293 and 282; p50 1.14x and 1.14x, at nice 10 1.21x and 1.27x."
+    " This section also runs 12 rounds instead of 6 now, so that its p99 is the 5th slowest"
+    " of 480.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",

@@ -9,9 +9,9 @@ normal policy, with that much added to the worker's nice value: the workers then
 of a busy core (about a tenth at 10), at the cost of the work beside them.
 
 Measured (docs/benchmarks.md, upload latency, 2026-12-03): eight clients uploading without
-pause took 1.21x-1.27x as long at p50 beside a thumbnailer with a backlog and its workers at
-nice 10 as beside a stopped one, and 1.08x-1.19x with its workers idle; meanwhile those made
-70-95% as many thumbnails as at nice 10, from the cycles the uploads left.
+pause took 1.21x-1.35x as long at p50 beside a thumbnailer with a backlog and its workers at
+nice 10 as beside a stopped one, and 1.08x-1.20x with its workers idle; meanwhile those made
+52-94% as many thumbnails as at nice 10 (eleven runs), from the cycles the uploads left.
 
 Both order only the processes of one scheduling group: a container's cgroup, or a session's
 autogroup (docs/scaling.md, "Shared cores"). A worker waiting for a CPU is not stuck: the
