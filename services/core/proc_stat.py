@@ -18,8 +18,8 @@ def cpu_s(pid: int) -> float:
 
 def scheduled_s(pid: int) -> float | None:
     """How long the process's main thread has been on a CPU or waiting in a run queue for one,
-    in seconds (/proc/PID/schedstat): what is left of its life, it was neither computing nor
-    able to. None where the kernel keeps no such count; OSError once the process is gone."""
+    in seconds (/proc/PID/schedstat); for the rest of its life it slept or was stopped. None
+    where the kernel keeps no such count; OSError once the process is gone."""
     try:
         text = Path(f"/proc/{pid}/schedstat").read_text()
     except FileNotFoundError:

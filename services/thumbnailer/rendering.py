@@ -9,11 +9,13 @@ the machine's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import cast
 
+from services.core import proc_stat
 from services.core.config import Settings
 from services.thumbnailer.imaging import Rendition
 from services.thumbnailer.rejections import TimeLimitExceeded, TooManyBytes
@@ -47,27 +49,33 @@ class WorkerStalled(TimeoutError):
 
 
 class _RenderClock:
-    """A render's time so far, from the worker's own counts: the CPU time it used, and the time
-    it was neither computing nor waiting for a CPU (where the kernel does not count the
-    waits, all of the clock's time but the CPU's)."""
+    """A render's time so far, from the worker's counts as of the last read(): the CPU time it
+    used, and the time it was neither computing nor waiting for a CPU (where the kernel does
+    not count the waits, all of the clock's time but the CPU's)."""
 
-    def __init__(self, worker: WorkerProcess) -> None:
-        self._worker = worker
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
         self._started = time.monotonic()
-        self._cpu_s = worker.cpu_time_s()
-        self._scheduled_s = worker.scheduled_s()
+        self._cpu_s, self._scheduled_s = 0.0, None
+        self.read()
+        self._cpu_s_before, self._scheduled_s_before = self._cpu_s, self._scheduled_s
+
+    def read(self) -> None:
+        """Once the worker is gone its counts stay as last read; its reply says why it died."""
+        with contextlib.suppress(OSError):
+            self._cpu_s = proc_stat.cpu_s(self._pid)
+            self._scheduled_s = proc_stat.scheduled_s(self._pid)
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
 
     def cpu_s(self) -> float:
-        return self._worker.cpu_time_s() - self._cpu_s
+        return self._cpu_s - self._cpu_s_before
 
     def stuck_s(self) -> float:
-        scheduled_s = self._worker.scheduled_s()
-        if scheduled_s is None or self._scheduled_s is None:
+        if self._scheduled_s is None or self._scheduled_s_before is None:
             return self.elapsed_s() - self.cpu_s()
-        return self.elapsed_s() - (scheduled_s - self._scheduled_s)
+        return self.elapsed_s() - (self._scheduled_s - self._scheduled_s_before)
 
 
 @dataclass(frozen=True)
@@ -163,10 +171,11 @@ class RenderPool:
         MAX_RENDER_WAIT_S, fails the attempt as WorkerStalled, which is retried later."""
         limit_s = self._limits.time_limit_s
         stall_limit_s = limit_s * STALL_FACTOR
-        clock = _RenderClock(worker)
+        clock = _RenderClock(worker.pid)
         reply = asyncio.ensure_future(worker.call(data, self._limits.max_pixels))
         try:
             while True:
+                clock.read()
                 used_s = clock.cpu_s()
                 if used_s >= limit_s:
                     log.warning(

@@ -8,7 +8,6 @@ import pickle
 import sys
 from concurrent.futures.process import BrokenProcessPool
 
-from services.core import proc_stat
 from services.thumbnailer import frames
 from services.thumbnailer.render_priority import RenderPriority
 from services.thumbnailer.shared_buffer import SharedBuffer
@@ -68,21 +67,6 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self._process.returncode is None
-
-    def cpu_time_s(self) -> float:
-        """The CPU time (user and system) the worker has used so far; 0 once it is gone."""
-        try:
-            return proc_stat.cpu_s(self.pid)
-        except OSError:
-            return 0.0
-
-    def scheduled_s(self) -> float | None:
-        """The time the worker has spent on a CPU or waiting for one (proc_stat.scheduled_s);
-        None where the kernel does not count it, 0 once the worker is gone."""
-        try:
-            return proc_stat.scheduled_s(self.pid)
-        except OSError:
-            return 0.0
 
     async def call(self, data: bytes, max_pixels: int) -> tuple[str, object]:
         """The worker's ("ok", result) or ("error", exception) for `data`: the data goes in the
