@@ -175,7 +175,7 @@ def _method(run_s: float, failed: int, store: str) -> list[str]:
         " notifier, thumbnailer with one render worker per core, rclone serve s3 as the object"
         f" store, {store} (bench/store_dir.py), the shared PostgreSQL and RabbitMQ), and the"
         " clients in the bench's process,"
-        f" each on a connection of its own, sending 256 KiB chunks as the CLI does. {ROUNDS}"
+        f" each on a connection of its own, sending 1 MiB chunks as the CLI does. {ROUNDS}"
         " rounds, each a batch of every phase in turn (so that the machine's other load falls"
         f" on all phases alike), a batch being {UPLOADS_EACH} uploads one after another from"
         f" each client. Latency: from the call's start to its answer; p99 by nearest rank, the"

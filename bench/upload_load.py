@@ -1,5 +1,5 @@
 """Concurrent clients of UploadPhoto, each on a connection of its own and sending its uploads
-one after another as the `thumbwire` CLI does (256 KiB chunks); the time of every call, from
+one after another as the `thumbwire` CLI does (1 MiB chunks); the time of every call, from
 its start to the answer."""
 
 from __future__ import annotations

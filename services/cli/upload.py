@@ -21,7 +21,11 @@ from services.core import outages
 from services.core.config import Settings
 from services.core.grpc_bearer import bearer_channel
 
-CHUNK_BYTES = 256 * 1024
+# Each message costs both sides its own parsing, copying and wake-ups: 3 MB photos sent in
+# 1 MiB chunks took the upload service 11.3 ms of CPU on average against 12.7 in 256 KiB ones,
+# and the machine 31.2 ms against 32.7 (bench.upload_profile cpu, four batches each, alternated).
+# Well under gRPC's 4 MiB default message limit.
+CHUNK_BYTES = 1024 * 1024
 # How long `thumbwire upload` tries again while the upload service answers UNAVAILABLE.
 RETRY_FOR_S = 60.0
 TERMINAL_EVENTS = {"photo.thumbnail_ready", "photo.thumbnail_failed"}
