@@ -192,6 +192,11 @@ FINDINGS = [
     " first run with it (2026-12-02 04:46 UTC, load average about 5), saturated against"
     " idle at p50 was 1.65x against 1.83x at nice 0 (the third row then); in the last"
     " (2026-12-02 20:58 UTC), 1.38x against 1.80x.",
+    "- services/cli/upload.py: the CLI, and so this benchmark's clients, send 1 MiB chunks"
+    " instead of 256 KiB. `bench.upload_profile cpu`, four batches of 120 uploads with each"
+    " size, alternated (2026-12-03 08:41-08:47 UTC): the upload service's CPU per upload"
+    " 12.4-13.1 ms before, 10.9-11.6 after; the machine's 32.3-33.0 before, 30.6-32.1"
+    " after; p50 133-144 ms before, 127-130 after.",
     "- services/thumbnailer/render_priority.py (THUMBWIRE_RENDER_PRIORITY, `idle` by default):"
     " the render workers under SCHED_IDLE; the table's third row is the same thumbnailer"
     " with its workers at nice 10, the default before. Five runs of this section on"
@@ -210,8 +215,12 @@ FINDINGS = [
     " deployment: the benchmarks now keep its files in memory (bench/store_dir.py). Two"
     " runs since (08:19-08:22 UTC): p99 idle 220 and 245 ms, saturated 282 and 288 (1.28x"
     " and 1.17x), at nice 10 293 and 282; p50 1.14x and 1.14x, at nice 10 1.21x and 1.27x."
-    " This section also runs 12 rounds instead of 6 now, so that its p99 is the 5th slowest"
-    " of 480.",
+    " Sampled the same way with the store in memory (08:53 UTC; saturated against idle 1.10x"
+    " at p50, 1.12x at p99), the slowest uploads of every phase (240-350 ms) fell on no IO"
+    " stall (IO pressure 0-3%), on CPU pressure of 59-92%, with PostgreSQL waiting on the"
+    " upload service for its next statement: what is left of the tail is the share of two"
+    " cores. This section also runs 12 rounds instead of 6 now, so that its p99 is the 5th"
+    " slowest of 480.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
