@@ -9,7 +9,7 @@ normal policy, with that much added to the worker's nice value: the workers then
 of a busy core (about a tenth at 10), at the cost of the work beside them.
 
 Measured (docs/benchmarks.md, upload latency, 2026-12-03): eight clients uploading without
-pause took 1.21x-1.35x as long at p50 beside a thumbnailer with a backlog and its workers at
+pause took 1.13x-1.35x as long at p50 beside a thumbnailer with a backlog and its workers at
 nice 10 as beside a stopped one, and 1.08x-1.20x with its workers idle; meanwhile those made
 52-94% as many thumbnails as at nice 10 (eleven runs), from the cycles the uploads left.
 
