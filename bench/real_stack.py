@@ -24,11 +24,10 @@ import grpc
 from bench.fanout_stack import bench_settings, free_address
 from bench.process_cpu import children
 from bench.stack_cleanup import delete_namespace, drop_database
-from bench.store_dir import store_dir
+from bench.store_dir import stand_in_store
 from services.core import database
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
-from services.core.s3_server import EmbeddedS3Server
 from services.core.storage import ObjectStore
 
 SERVICES = ("upload", "thumbnailer", "notifier")
@@ -73,10 +72,8 @@ class RealStack:
 async def real_stack(**changes: object) -> AsyncIterator[RealStack]:
     """Every service started and serving until the block ends; `changes` to the settings
     (e.g. thumbnailer_concurrency)."""
-    with tempfile.TemporaryDirectory(prefix="thumbwire-bench-") as tmp, store_dir() as s3_dir:
+    with tempfile.TemporaryDirectory(prefix="thumbwire-bench-") as tmp, stand_in_store() as s3:
         run_dir = Path(tmp)
-        s3 = EmbeddedS3Server(f"http://{free_address()}", s3_dir, "minioadmin", "minioadmin")
-        s3.start()
         settings = _settings(s3.endpoint, **changes)
         try:
             await database.prepare(settings.database_url)
@@ -88,7 +85,6 @@ async def real_stack(**changes: object) -> AsyncIterator[RealStack]:
             finally:
                 _stop(processes)
         finally:
-            s3.stop()
             await drop_database(settings.database_url)
             await delete_namespace(settings)
 

@@ -1,5 +1,5 @@
-"""Where the benchmarks' stand-in object store (rclone serve s3) keeps its files: in memory
-(/dev/shm) where the machine has room for them, so that its writes do not share a disk with
+"""The benchmarks' stand-in object store (rclone serve s3), and where it keeps its files: in
+memory (/dev/shm) where the machine has room for them, so that its writes do not share a disk with
 PostgreSQL's WAL, as an object store's do not in a deployment.
 
 On this VM's one disk they did (2026-12-03, the upload latency section, sampled every 10 ms):
@@ -17,9 +17,24 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.fanout_stack import free_address
+from services.core.s3_server import EmbeddedS3Server
+
 MEMORY = Path("/dev/shm")
 # Room for the largest section's objects: the upload latency section stores about 6.5 GB.
 ROOM_BYTES = 10 * 1024**3
+
+
+@contextlib.contextmanager
+def stand_in_store() -> Iterator[EmbeddedS3Server]:
+    """The benchmarks' object store, serving until the block ends (files in store_dir())."""
+    with store_dir() as data_dir:
+        s3 = EmbeddedS3Server(f"http://{free_address()}", data_dir, "minioadmin", "minioadmin")
+        s3.start()
+        try:
+            yield s3
+        finally:
+            s3.stop()
 
 
 @contextlib.contextmanager

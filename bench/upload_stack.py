@@ -26,11 +26,10 @@ import asyncpg
 from bench.fanout_stack import free_address
 from bench.process_cpu import children
 from bench.stack_cleanup import delete_namespace, drop_database
-from bench.store_dir import store_dir
+from bench.store_dir import stand_in_store
 from services.core import database
 from services.core.config import Settings
 from services.core.proc_stat import cpu_s
-from services.core.s3_server import EmbeddedS3Server
 from services.setup import prepare
 
 WORKSPACE = "bench"
@@ -125,20 +124,17 @@ class Service:
 async def upload_stack(services: Sequence[Service]) -> AsyncIterator[UploadStack]:
     """The stack with `services` started in order."""
     data_dir = Path(tempfile.mkdtemp(prefix="thumbwire-bench-"))
-    with store_dir() as s3_dir:
-        s3 = EmbeddedS3Server(f"http://{free_address()}", s3_dir, "minioadmin", "minioadmin")
-        s3.start()
+    with stand_in_store() as s3:
         settings = bench_settings(s3.endpoint)
         try:
             await prepare(settings)
-            async with _stack(settings, data_dir, s3_dir) as stack:
+            async with _stack(settings, data_dir, s3.data_dir) as stack:
                 for service in services:
                     await stack.start(
                         service.name, service.module, _own(settings, service), service.nice
                     )
                 yield stack
         finally:
-            s3.stop()
             await drop_database(settings.database_url)
             await delete_namespace(settings)
             shutil.rmtree(data_dir, ignore_errors=True)
