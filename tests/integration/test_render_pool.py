@@ -204,6 +204,19 @@ async def test_a_ctrl_c_to_the_process_group_leaves_the_workers_to_their_pool(
     assert sorted(await asyncio.gather(*running)) == sorted(first)  # finished, same workers
 
 
+AUTOGROUPS = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_FILES = Path("/proc/self/autogroup").exists()  # CONFIG_SCHED_AUTOGROUP
+needs_autogroups = pytest.mark.skipif(
+    not AUTOGROUPS.exists() or AUTOGROUPS.read_text().strip() != "1",
+    reason="this kernel does not group sessions for the scheduler (sched_autogroup)",
+)
+
+
+def autogroup_nice(pid: int) -> int:
+    """From /proc/PID/autogroup, e.g. "/autogroup-85 nice 19"."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 async def test_workers_at_a_niceness_run_that_much_below_the_thumbnailer() -> None:
     pool = RenderPool(1, ImageLimits(priority=RenderPriority(idle=False, nice=7)))
     try:
@@ -211,6 +224,9 @@ async def test_workers_at_a_niceness_run_that_much_below_the_thumbnailer() -> No
         [pid] = pool.worker_pids()
         assert os.sched_getscheduler(pid) == os.SCHED_OTHER
         assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        assert os.getsid(pid) == pid  # a session of its own, so an autogroup of its own
+        if AUTOGROUP_FILES:
+            assert autogroup_nice(pid) == 7
     finally:
         await pool.close()
 
@@ -222,18 +238,58 @@ async def test_workers_at_idle_priority_take_only_the_cpu_nothing_else_wants() -
         await pool.render(jpeg(64, 48))
         [pid] = pool.worker_pids()
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getsid(pid) == pid
+        if AUTOGROUP_FILES:
+            assert autogroup_nice(pid) == 19
+    finally:
+        await pool.close()
+
+
+async def test_workers_at_the_thumbnailers_own_priority_stay_in_its_session() -> None:
+    pool = RenderPool(1, ImageLimits())
+    try:
+        await pool.render(jpeg(64, 48))
+        [pid] = pool.worker_pids()
+        assert os.getsid(pid) == os.getsid(0)
+    finally:
+        await pool.close()
+
+
+@needs_autogroups
+async def test_an_idle_worker_yields_to_a_busy_process_of_another_session(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL and RabbitMQ run in sessions of their own. Linux shares a core between
+    sessions at par whatever the priorities inside them (sched_autogroup), so a worker under
+    SCHED_IDLE in the thumbnailer's session took half the core from them."""
+    pool = RenderPool(1, ImageLimits(priority=RenderPriority(idle=True)), task=STAND_IN)
+    try:
+        async with idle_worker_beside_a_busy_process(pool, own_session=True) as (worker, hog):
+            render = asyncio.create_task(pool.render(spin_noting_pid_in(tmp_path / "p")))
+            await eventually(lambda: (tmp_path / "p").exists())
+            worker_before, hog_before = proc_stat.cpu_s(worker), proc_stat.cpu_s(hog.pid)
+            await asyncio.sleep(2.0)
+            worker_cpu = proc_stat.cpu_s(worker) - worker_before
+            hog_cpu = proc_stat.cpu_s(hog.pid) - hog_before
+            render.cancel()  # the pool kills the spinning worker
+            with contextlib.suppress(asyncio.CancelledError):
+                await render
+            assert worker_cpu < 0.1 * hog_cpu, (worker_cpu, hog_cpu)  # at par: about equal
     finally:
         await pool.close()
 
 
 @contextlib.asynccontextmanager
 async def idle_worker_beside_a_busy_process(
-    pool: RenderPool,
+    pool: RenderPool, own_session: bool = False
 ) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
-    """The pool's one worker (started) and a spinning process, both held to one core: a
-    worker at idle priority gets almost none of it until the spinner ends."""
+    """The pool's one worker (started) and a spinning process (in the test's session, or in
+    one of its own), both held to one core: a worker at idle priority gets almost none of it
+    until the spinner ends."""
     core = {min(os.sched_getaffinity(0))}
-    hog = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+    hog = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "while True: pass", start_new_session=own_session
+    )
     try:
         os.sched_setaffinity(hog.pid, core)
         await pool.render(PAUSE)
