@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import importlib
 import os
@@ -30,6 +31,8 @@ DEFAULT_TASK = "services.thumbnailer.imaging:make_thumbnails"
 # originals now come through shared memory (shared_buffer.py); the replies, which carry the
 # thumbnails (about 60 KB for a 12 MP JPEG, more for large sizes), still cross the pipe.
 PIPE_BYTES = 1024 * 1024
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_libc = ctypes.CDLL(None, use_errno=True)
 Task = Callable[[bytes, int], object]
 
 
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     # graceful stop had no workers to finish its jobs with.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     args = _parse(argv)
+    if args.parent_pid:
+        die_with(args.parent_pid)
     # Replies go to a copy of stdout; fd 1 becomes stderr, so that nothing a library prints
     # can corrupt them.
     replies = os.fdopen(os.dup(1), "wb")
@@ -52,6 +57,19 @@ def main(argv: list[str] | None = None) -> None:
     shared = SharedBuffer(args.shared_fd)
     frames.write(replies, frames.READY)
     serve(task, sys.stdin.buffer, shared, replies, args.memory_limit_mb)
+
+
+def die_with(parent: int) -> None:
+    """SIGKILL for this worker when `parent` (the thumbnailer) dies, however it dies. The
+    render pool enforces the time limit by killing a worker, so one that outlived its pool
+    while spinning on a hostile image would compute for ever; and a lowered worker is in a
+    session of its own (render_priority.py), out of reach of signals to the thumbnailer's
+    process group. Linux ties this to the thread that started the worker: the thumbnailer's
+    event loop, which lives as long as the process."""
+    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
 
 
 def widen_pipe(fd: int, size: int = PIPE_BYTES) -> None:
@@ -107,6 +125,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--priority", default="0", help="idle, or niceness to add (0-19)")
     parser.add_argument("--task", default=DEFAULT_TASK)
     parser.add_argument("--shared-fd", type=int, required=True, help="the inputs' memfd")
+    parser.add_argument("--parent-pid", type=int, default=0, help="die with this process")
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import pickle
 import sys
 from concurrent.futures.process import BrokenProcessPool
@@ -41,6 +42,7 @@ class WorkerProcess:
                 f"--priority={priority}",
                 f"--task={task}",
                 f"--shared-fd={shared.fd}",
+                f"--parent-pid={os.getpid()}",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 pass_fds=(shared.fd,),

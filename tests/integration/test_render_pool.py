@@ -339,6 +339,47 @@ async def test_a_render_starved_for_the_longest_wait_fails_its_attempt(
         await pool.close()
 
 
+# A process that owns a render pool: it starts a worker spinning on a render (a hostile image,
+# whose time limit only the pool enforces) and prints the worker's pid.
+POOL_OWNER = """
+import asyncio, sys
+from services.thumbnailer.render_priority import RenderPriority
+from services.thumbnailer.rendering import ImageLimits, RenderPool
+from tests.support.worker_tasks import STAND_IN, spin_noting_pid_in
+
+async def main():
+    pool = RenderPool(1, ImageLimits(priority=RenderPriority(idle=True)), task=STAND_IN)
+    asyncio.ensure_future(pool.render(spin_noting_pid_in(sys.argv[1])))
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_dies_with_the_thumbnailer_that_started_it(tmp_path: Path) -> None:
+    """SIGKILL to the thumbnailer, mid-render: nothing is left computing for ever. The worker
+    is in a session of its own, so a signal to the thumbnailer's process group would not
+    reach it either."""
+    noted = tmp_path / "pid"
+    owner = await asyncio.create_subprocess_exec(sys.executable, "-c", POOL_OWNER, str(noted))
+    try:
+        worker = await pid_noted_in(noted)
+        assert os.getsid(worker) == worker
+    finally:
+        owner.kill()
+        await owner.wait()
+    await eventually(lambda: not computing(worker))
+
+
+def computing(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whatever reaps orphans here)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @pytest.mark.skipif(
     int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES,
     reason="this system caps pipes below PIPE_BYTES",
