@@ -265,8 +265,16 @@ FINDINGS = [
     " kept 84-89% of their idle rate, against 76-87%; the thumbnailer's CPU per upload"
     " 4.4-4.9 ms against 4.7-6.7. This section's two runs since (10:13 and 10:15 UTC, the"
     " second the table above): p50 1.20x and 1.12x, p99 1.35x and 1.43x; async against sync"
-    " 4.5x and 4.4x. The render workers at nice 10 (the third row) are in a session of"
-    " their own too, their autogroup at nice 10.",
+    " 4.5x and 4.4x. Then four runs of this section with each tree, alternated (10:22-10:35"
+    " UTC, load average 2.0-6.1): saturated against idle at p50 1.24x, 1.26x, 1.17x and"
+    " 1.15x before, 1.24x, 1.15x, 1.22x and 1.21x after, no difference beyond the noise; at"
+    " p99 1.31x, 1.21x, 1.30x and 1.21x before, 1.36x, 1.51x, 1.37x and 1.44x after, but"
+    " mostly from the idle phase, which the change cannot reach (its workers are stopped):"
+    " idle p99 160-214 ms before and 148-207 after, saturated p99 194-280 and 202-282. On"
+    " this benchmark PostgreSQL and RabbitMQ take about 5% of the cycles, so the change has"
+    " little to take back here; it is kept for machines where they are busier. The render"
+    " workers at nice 10 (the third row) are in a session of their own too, their"
+    " autogroup at nice 10.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",

@@ -20,10 +20,11 @@ policies inside. A worker under SCHED_IDLE in the thumbnailer's session, held to
 a spinning process of another session (as PostgreSQL and RabbitMQ are), took 43% of it; beside
 one of its own session, 0.2%. So a lowered worker starts a session of its own and lowers that
 session's autogroup to the same niceness (19 for `idle`, the lowest a group has): 1.4% of the
-core beside either. Measured with the upload benchmark's phases (2026-12-03, three idle and
-three saturated phases of 120 uploads each, twice, alternated with the workers in the
-thumbnailer's session): uploads beside busy workers took 1.09x-1.19x as long at p50 as beside
-stopped ones, against 1.09x-1.31x, and kept 84-89% of their rate, against 76-87%.
+core beside either. On the upload benchmark (2026-12-03), where PostgreSQL and RabbitMQ take
+about 5% of the cycles: in alternated phases of 120 uploads (three idle and three saturated,
+twice against the workers in the thumbnailer's session), uploads beside busy workers took
+1.09x-1.19x as long at p50 as beside stopped ones, against 1.09x-1.31x; in four whole runs of
+the benchmark against four, alternated, 1.15x-1.24x against 1.15x-1.26x: within its noise.
 
 A worker waiting for a CPU is not stuck: the render pool does not hold that wait against it,
 up to MAX_RENDER_WAIT_S (rendering.py)."""
