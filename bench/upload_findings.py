@@ -275,6 +275,25 @@ FINDINGS = [
     " little to take back here; it is kept for machines where they are busier. The render"
     " workers at nice 10 (the third row) are in a session of their own too, their"
     " autogroup at nice 10.",
+    "- What is left of saturated against idle (2026-12-03 10:35-10:39 UTC, timers added to"
+    " the upload service for the measurement and not kept; four idle and four saturated"
+    " phases of 120 uploads, alternated): the upload's record step (its one statement and"
+    " commit, events.change_photo) took 11.8 ms at p50 and 30.6 at p99 idle, 28.4 and 112.5"
+    " saturated (means 12.4 and 35.0), while receiving the chunks went from 27.1 to 33.1 ms"
+    " on average and the S3 PUT did not change (29.8 and 27.8): the record step is most of"
+    " the difference. Sampled every 2 ms from pg_stat_activity (two runs, three phases of"
+    " each): upload backends waiting for the workspace's event lock, on average 0.011-0.012"
+    " at a time idle and 0.82-1.47 saturated, and in the WAL's fsync 0.06-0.09 and 0.30-0.36;"
+    " the thumbnailer's backends waited for the lock 0.06-0.17 at a time. The lock is held"
+    " until the commit's WAL flush, so each commit's fsync queues every other event writer"
+    " of the workspace, and the benchmark's clients all write to one workspace. The flushes"
+    " came at the same rate in both phases (117-149 per second, /proc/diskstats), and the"
+    " disk itself took 0.05-0.11 ms per flush idle and 0.20-0.34 saturated, while"
+    " PostgreSQL's backends spent about 0.6 ms in WALSync per flush idle and 2.4 ms"
+    " saturated (the second run: time sampled in WALSync over the flushes counted). Not"
+    " changed yet: events could be ordered for their readers by the oldest transaction"
+    " still open (pg_snapshot_xmin) instead of a lock held through the commit, which needs"
+    " the notifiers' live path to hold events back to the same horizon.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
