@@ -46,7 +46,8 @@ _PHOTO_JSON = "jsonb_build_object({})".format(
 
 # A photo change and its event in one statement: the change ({change}, which returns the
 # photo's PHOTO_COLUMNS, with parameters $1 to ${n}), the workspace's event lock, the event's
-# row, its outbox row with the NOTIFY, and the message that goes with the change ({also}, written
+# row, its outbox row (with a NOTIFY, unless a relay of this process is woken after the commit
+# instead: outbox.relays_here), and the message that goes with the change ({also}, written
 # first).
 # Run outside a transaction it is one round trip, and the lock is held only within the server
 # for that one statement: every event writer of the workspace waits for it, and each round trip
@@ -77,9 +78,10 @@ queued AS (
            ${trace}::jsonb
       FROM event
     RETURNING id)
-SELECT changed.*, event.id AS event_id, event.occurred_at AS event_occurred_at,
-       pg_notify(${channel}, current_setting('application_name'))
+SELECT changed.*, event.id AS event_id, event.occurred_at AS event_occurred_at{notify}
   FROM changed, event, queued"""
+_NOTIFY = """,
+       pg_notify(${channel}, current_setting('application_name'))"""
 _ALSO = """
 also AS (
     INSERT INTO outbox (exchange, routing_key, body, headers)
@@ -92,15 +94,20 @@ also AS (
 # publish: 1.5 ms more from an upload's commit to its job at the thumbnailer. The row is also
 # written before the lock is taken instead of under it.
 _AFTER_ALSO = ", (SELECT count(*) FROM also) AS also_first"
-_EVENT_PARAMETERS = ("lock", "type", "error", "delay", "trace", "channel")
+_EVENT_PARAMETERS = ("lock", "type", "error", "delay", "trace")
+_NOTIFY_PARAMETERS = ("channel",)
 _ALSO_PARAMETERS = ("also_exchange", "also_key", "also_body", "also_headers")
 
 
 @functools.cache
-def _change_with_event(change: str, change_parameters: int, also: bool) -> str:
+def _change_with_event(change: str, change_parameters: int, also: bool, notify: bool) -> str:
     """The statement for `change`, built once and kept: every upload and every status change
     of a job asks for it."""
-    names = _EVENT_PARAMETERS + (_ALSO_PARAMETERS if also else ())
+    names = (
+        _EVENT_PARAMETERS
+        + (_NOTIFY_PARAMETERS if notify else ())
+        + (_ALSO_PARAMETERS if also else ())
+    )
     numbers = {name: change_parameters + 1 + i for i, name in enumerate(names)}
     return _CHANGE_WITH_EVENT.format(
         change=change,
@@ -108,8 +115,14 @@ def _change_with_event(change: str, change_parameters: int, also: bool) -> str:
         occurred_at=_iso_utc("occurred_at"),
         also=_ALSO.format(**numbers) if also else "",
         after_also=_AFTER_ALSO if also else "",
+        notify=_NOTIFY.format(**numbers) if notify else "",
         **numbers,
     )
+
+
+def _in_transaction(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """A pool's statements each commit on their own; a connection's may be part of more."""
+    return not isinstance(conn, asyncpg.Pool) and conn.is_in_transaction()
 
 
 class EventType(StrEnum):
@@ -196,25 +209,30 @@ async def change_photo(
     change touched no row, in which case nothing is written.
 
     Outside a transaction it commits on its own; inside one, the event lock is held until the
-    transaction commits."""
+    transaction commits. A relay in this process is woken once the statement has committed,
+    instead of by a NOTIFY from the statement (outbox.relays_here says why)."""
     also_args = (
         (also.exchange, also.routing_key, also.body, tracing.with_trace(also.headers))
         if also
         else ()
     )
+    wake_here = outbox.relays_here() and not _in_transaction(conn)
+    notify_args = () if wake_here else (outbox.NOTIFY_CHANNEL,)
     row = await conn.fetchrow(
-        _change_with_event(change, len(args), also is not None),
+        _change_with_event(change, len(args), also is not None, not wake_here),
         *args,
         _EVENT_LOCK_CLASS,
         str(type_),
         error,
         retry_delay_ms,
         tracing.with_trace(None),
-        outbox.NOTIFY_CHANNEL,
+        *notify_args,
         *also_args,
     )
     if row is None:
         return None
+    if wake_here:
+        outbox.wake_relays_here()
     photo = PhotoRecord.from_row(row)
     return EventRecord(
         id=row["event_id"],

@@ -66,6 +66,28 @@ SELECT relay.holds, taken.* FROM relay LEFT JOIN taken ON true"""
 
 OutboxExchange = Literal["jobs", "events"]
 
+# The relays running in this process. PostgreSQL serializes every transaction that NOTIFYs,
+# database-wide, from its commit until after its WAL flush (the lock PreCommit_Notify takes to
+# keep the notification queue in commit order): with a NOTIFY in each upload's statement, eight
+# uploads to eight workspaces queued behind one another's fsyncs as eight uploads to one
+# workspace did behind its event lock (docs/benchmarks.md, upload latency). A writer with a
+# relay in its own process therefore wakes that relay itself once its statement has committed
+# (events.change_photo); a NOTIFY is left to writers without one, and to writes inside a longer
+# transaction, which it reaches only at their commit.
+_RELAYS_HERE: set[OutboxRelay] = set()
+
+
+def relays_here() -> bool:
+    """Whether a relay runs in this process, to be woken by wake_relays_here()."""
+    return bool(_RELAYS_HERE)
+
+
+def wake_relays_here() -> None:
+    """Wakes this process's relays: call after a commit that queued outbox rows without a
+    NOTIFY."""
+    for relay in _RELAYS_HERE:
+        relay.wake()
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -109,20 +131,28 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publishes until cancelled; wakes on NOTIFY and polls in case a notification is lost.
         A lost database connection (a restart) is replaced, and meanwhile polling goes on."""
-        while True:
-            try:
-                listener = await self._pool.acquire()
-            except DATABASE_ERRORS as exc:
-                log.warning("outbox relay cannot reach the database: %s", exc)
-                await asyncio.sleep(self._poll_interval_s)
-                continue
-            try:
-                await self._relay_while_listening(listener)
-            finally:
-                with contextlib.suppress(*DATABASE_ERRORS):
-                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                with contextlib.suppress(*DATABASE_ERRORS):
-                    await self._pool.release(listener)
+        _RELAYS_HERE.add(self)
+        try:
+            while True:
+                try:
+                    listener = await self._pool.acquire()
+                except DATABASE_ERRORS as exc:
+                    log.warning("outbox relay cannot reach the database: %s", exc)
+                    await asyncio.sleep(self._poll_interval_s)
+                    continue
+                try:
+                    await self._relay_while_listening(listener)
+                finally:
+                    with contextlib.suppress(*DATABASE_ERRORS):
+                        await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                    with contextlib.suppress(*DATABASE_ERRORS):
+                        await self._pool.release(listener)
+        finally:
+            _RELAYS_HERE.discard(self)
+
+    def wake(self) -> None:
+        """Publishes what there is now, without waiting for a NOTIFY or the poll."""
+        self._wakeup.set()
 
     async def _relay_while_listening(self, listener: asyncpg.Connection) -> None:
         self._application_name = getattr(listener.get_settings(), "application_name", "")
@@ -183,7 +213,7 @@ class OutboxRelay:
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, writer: str) -> None:
         if wakes(self._application_name, writer):
-            self._wakeup.set()
+            self.wake()
 
 
 def wakes(relay: str, writer: str) -> bool:

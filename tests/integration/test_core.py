@@ -161,6 +161,49 @@ async def test_relay_wakes_for_its_own_rows_and_for_writers_without_a_relay(
         await upload.close()
 
 
+async def test_a_change_wakes_a_relay_of_its_own_process_without_a_notify(
+    pool: asyncpg.Pool, store: ObjectStore, exchanges
+) -> None:
+    """A NOTIFY holds a database-wide lock from its transaction's commit until after the WAL
+    flush (outbox.relays_here), so a statement that commits on its own wakes this process's
+    relay itself; inside a longer transaction the NOTIFY stays, as only it comes after the
+    commit. The relay's poll (30 s) is out of the picture."""
+    heard: list[str] = []
+
+    def on_notify(_conn: object, _pid: int, _channel: str, writer: str) -> None:
+        heard.append(writer)
+
+    listener = await pool.acquire()
+    await listener.add_listener(outbox.NOTIFY_CHANNEL, on_notify)
+    relay = asyncio.create_task(outbox.OutboxRelay(pool, exchanges, 30.0).run())
+    try:
+        await eventually_true(outbox.relays_here)
+        await _until_outbox_empty(pool)
+        photo = await seed_photo(pool, store, jpeg(64, 48))  # its event and its job
+        await _until_outbox_empty(pool)
+        await asyncio.sleep(0.2)  # a notification would have arrived by now
+        assert heard == []
+
+        delete = f"DELETE FROM photos WHERE id = $1 RETURNING {PHOTO_COLUMNS}"
+        async with pool.acquire() as conn, conn.transaction():
+            assert await change_photo(conn, delete, (photo.id,), EventType.DELETED)
+        await _until_outbox_empty(pool)
+        assert len(heard) == 1
+    finally:
+        await cancel_and_wait(relay)
+        await listener.remove_listener(outbox.NOTIFY_CHANNEL, on_notify)
+        await pool.release(listener)
+    assert not outbox.relays_here()
+
+
+async def eventually_true(condition) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(5):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
 async def _enqueue_as(pool: asyncpg.Pool, application_name: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT set_config('application_name', $1, true)", application_name)
