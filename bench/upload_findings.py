@@ -293,7 +293,16 @@ FINDINGS = [
     " saturated (the second run: time sampled in WALSync over the flushes counted). Not"
     " changed yet: events could be ordered for their readers by the oldest transaction"
     " still open (pg_snapshot_xmin) instead of a lock held through the commit, which needs"
-    " the notifiers' live path to hold events back to the same horizon.",
+    " the notifiers' live path to hold events back to the same horizon. With the clients"
+    " given a workspace each (a test, 10:40 UTC), the uploads queued instead on a lock of"
+    " type `object`, 1.24 backends at a time saturated: the one PostgreSQL takes for every"
+    " transaction that NOTIFYs, database-wide, from its commit until after its WAL flush."
+    " Every upload's statement notified the relays; now a writer with a relay in its own"
+    " process wakes it after the commit instead (services/core/outbox.py relays_here), and"
+    " in the same test the lock waits were gone (the commits shared WAL flushes instead,"
+    " 0.54 backends waiting on WALWrite). This section's one workspace still queues on its"
+    " event lock: three phases of each (10:42 UTC) gave saturated against idle at p50 1.23x,"
+    " 1.14x and 1.24x.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
