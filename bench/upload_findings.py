@@ -263,8 +263,8 @@ FINDINGS = [
     " the alternated phases above, run twice against the code before (10:07-10:09 UTC):"
     " saturated against idle at p50 1.09x-1.19x with it, 1.09x-1.31x without; the uploads"
     " kept 84-89% of their idle rate, against 76-87%; the thumbnailer's CPU per upload"
-    " 4.4-4.9 ms against 4.7-6.7. This section's two runs since (10:13 and 10:15 UTC, the"
-    " second the table above): p50 1.20x and 1.12x, p99 1.35x and 1.43x; async against sync"
+    " 4.4-4.9 ms against 4.7-6.7. This section's two runs since (10:13 and 10:15 UTC):"
+    " p50 1.20x and 1.12x, p99 1.35x and 1.43x; async against sync"
     " 4.5x and 4.4x. Then four runs of this section with each tree, alternated (10:22-10:35"
     " UTC, load average 2.0-6.1): saturated against idle at p50 1.24x, 1.26x, 1.17x and"
     " 1.15x before, 1.24x, 1.15x, 1.22x and 1.21x after, no difference beyond the noise; at"
@@ -302,7 +302,7 @@ FINDINGS = [
     " in the same test the lock waits were gone (the commits shared WAL flushes instead,"
     " 0.54 backends waiting on WALWrite). This section's one workspace still queues on its"
     " event lock: three phases of each (10:42 UTC) gave saturated against idle at p50 1.23x,"
-    " 1.14x and 1.24x.",
+    " 1.14x and 1.24x. The table above is this section's run on that code (10:45 UTC).",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
