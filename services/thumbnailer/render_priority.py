@@ -100,7 +100,7 @@ def own_autogroup(nice: int) -> None:
                 _left_at_par(str(exc))
                 return
             time.sleep(AUTOGROUP_PAUSE_S)
-    _left_at_par("EAGAIN for 10 s")
+    _left_at_par(f"EAGAIN for {AUTOGROUP_TRIES * AUTOGROUP_PAUSE_S:.0f} s")
 
 
 def _left_at_par(why: str) -> None:

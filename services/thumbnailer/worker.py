@@ -32,7 +32,6 @@ DEFAULT_TASK = "services.thumbnailer.imaging:make_thumbnails"
 # thumbnails (about 60 KB for a 12 MP JPEG, more for large sizes), still cross the pipe.
 PIPE_BYTES = 1024 * 1024
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_libc = ctypes.CDLL(None, use_errno=True)
 Task = Callable[[bytes, int], object]
 
 
@@ -66,7 +65,8 @@ def die_with(parent: int) -> None:
     session of its own (render_priority.py), out of reach of signals to the thumbnailer's
     process group. Linux ties this to the thread that started the worker: the thumbnailer's
     event loop, which lives as long as the process."""
-    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)

@@ -22,6 +22,7 @@ from services.core.s3_server import EmbeddedS3Server
 from services.core.storage import ObjectNotFound, ObjectStore, StorageError
 from services.core.topology import Topology
 from tests.support.images import jpeg
+from tests.support.polling import eventually
 from tests.support.ports import free_address
 from tests.support.seed import seed_photo
 
@@ -177,7 +178,7 @@ async def test_a_change_wakes_a_relay_of_its_own_process_without_a_notify(
     await listener.add_listener(outbox.NOTIFY_CHANNEL, on_notify)
     relay = asyncio.create_task(outbox.OutboxRelay(pool, exchanges, 30.0).run())
     try:
-        await eventually_true(outbox.relays_here)
+        await eventually(outbox.relays_here)
         await _until_outbox_empty(pool)
         photo = await seed_photo(pool, store, jpeg(64, 48))  # its event and its job
         await _until_outbox_empty(pool)
@@ -194,14 +195,6 @@ async def test_a_change_wakes_a_relay_of_its_own_process_without_a_notify(
         await listener.remove_listener(outbox.NOTIFY_CHANNEL, on_notify)
         await pool.release(listener)
     assert not outbox.relays_here()
-
-
-async def eventually_true(condition) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(5):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 async def _enqueue_as(pool: asyncpg.Pool, application_name: str) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from services.thumbnailer.rendering import STALL_FACTOR, ImageLimits, RenderPool
 from services.thumbnailer.worker import PIPE_BYTES
 from tests.support.corpus import bilevel_png
 from tests.support.images import jpeg
+from tests.support.polling import eventually
 from tests.support.worker_tasks import (
     DIGEST,
     PAUSE,
@@ -45,19 +46,12 @@ async def stand_in_pool() -> AsyncIterator[RenderPool]:
 
 
 def alive(pid: int) -> bool:
+    """Running, not a zombie: an orphan's zombie waits for whatever reaps orphans here."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.02)
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def noted_pid(path: Path) -> int | None:
@@ -367,16 +361,7 @@ async def test_a_worker_dies_with_the_thumbnailer_that_started_it(tmp_path: Path
     finally:
         owner.kill()
         await owner.wait()
-    await eventually(lambda: not computing(worker))
-
-
-def computing(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie waits for whatever reaps orphans here)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    await eventually(lambda: not alive(worker))
 
 
 @pytest.mark.skipif(
