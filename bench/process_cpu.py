@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from services.core.proc_stat import cpu_s
@@ -24,3 +25,10 @@ def cpu_by_name(pids: dict[str, list[int]]) -> dict[str, float]:
                 total += cpu_s(pid)
         totals[name] = total
     return totals
+
+
+def machine_busy_s() -> float:
+    """Every core's non-idle time since boot, in seconds (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")

@@ -15,6 +15,7 @@ as processes (bench.upload_stack), in four phases measured in one run:
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import math
@@ -27,10 +28,18 @@ from dataclasses import dataclass, field
 from bench.backlog_watch import Backlog, watching
 from bench.fanout_stack import free_address
 from bench.photos import three_mb_jpeg
+from bench.process_cpu import machine_busy_s
 from bench.store_dir import where
 from bench.upload_findings import FINDINGS
 from bench.upload_load import Latencies, upload_load
-from bench.upload_stack import WORKSPACE, Service, UploadStack, upload_stack
+from bench.upload_stack import (
+    CLIENTS_PROCESS,
+    S3_PROCESS,
+    WORKSPACE,
+    Service,
+    UploadStack,
+    upload_stack,
+)
 from services.core.auth import TokenAuthority
 from services.core.config import Settings
 
@@ -54,7 +63,9 @@ SERVICES = [
     ),
 ]
 THUMBNAILERS = ("thumbnailer", "thumbnailer-compared")
+SYNC_SERVER = "sync"
 SATURATED_OVER_IDLE = 1.2  # at most, p50 and p99
+MACHINE = "the whole machine"
 SYNC_OVER_ASYNC = 5.0  # at least, p50
 
 
@@ -65,10 +76,21 @@ class Phase:
     latencies: Latencies = field(default_factory=Latencies)
     loads: list[float] = field(default_factory=list)  # 1-minute load average after each batch
     backlog: Backlog | None = None
+    # CPU seconds over the phase's batches: each process's (UploadStack.cpu_by_process), and
+    # the whole machine's under MACHINE
+    cpu_s: collections.Counter[str] = field(default_factory=collections.Counter)
 
-    async def batch(self, load: Load) -> None:
+    async def batch(self, load: Load, stack: UploadStack) -> None:
+        before, machine = stack.cpu_by_process(), machine_busy_s()
         self.latencies.add(await load(UPLOADS_EACH))
         self.loads.append(os.getloadavg()[0])
+        self.cpu_s.update(
+            {name: total - before.get(name, 0.0) for name, total in stack.cpu_by_process().items()}
+        )
+        self.cpu_s[MACHINE] += machine_busy_s() - machine
+
+    def cpu_ms_per_upload(self, name: str) -> float:
+        return self.cpu_s[name] / len(self.latencies.ms) * 1000
 
 
 Load = Callable[[int], Awaitable[Latencies]]
@@ -91,14 +113,14 @@ async def measure(data: bytes) -> tuple[list[Phase], int, str]:
         upload, synchronous = await warm_up(stack, data)
         await upload(UPLOADS_EACH)  # a backlog before the first saturated batch
         for _ in range(ROUNDS):
-            await idle.batch(upload)
+            await idle.batch(upload, stack)
             for name, phase in saturated.items():
                 stack.resume(name)
                 await asyncio.sleep(BUSY_AFTER_S)
                 async with watching(stack, phase.backlog, name):  # type: ignore[arg-type]
-                    await phase.batch(upload)
+                    await phase.batch(upload, stack)
                 stack.pause(name)
-            await sync.batch(synchronous)
+            await sync.batch(synchronous, stack)
         failed = await stack.photos("failed")
         store = where(stack.s3_dir)
     return [idle, *saturated.values(), sync], failed, store
@@ -108,7 +130,7 @@ async def warm_up(stack: UploadStack, data: bytes) -> tuple[Load, Load]:
     """Both servers up, their connections made and their render workers started; loaders of
     each. Returns with the thumbnailers' render workers stopped."""
     settings = dataclasses.replace(stack.settings, upload_addr=free_address())
-    await stack.start("sync", "bench.sync_upload", settings)
+    await stack.start(SYNC_SERVER, "bench.sync_upload", settings)
     upload = _loader(stack, stack.settings.upload_addr, data)
     synchronous = _loader(stack, settings.upload_addr, data)
     while not all(stack.render_workers(n) == stack.settings.concurrency for n in THUMBNAILERS):
@@ -164,6 +186,8 @@ def report(phases: list[Phase], failed: int, store: str, size_mb: float, run_s: 
         "",
         *_targets(idle.latencies, saturated.latencies, sync.latencies),
         *_priority(idle.latencies, compared.latencies),
+        "",
+        *_cpu(idle, sync),
         "",
         *FINDINGS,
     ]
@@ -246,6 +270,48 @@ def _priority(idle: Latencies, compared: Latencies) -> list[str]:
         f"- saturated by render workers at nice {COMPARED_PRIORITY} (the default before)"
         " against idle:"
         f" p50 {p50:.2f}x, p99 {p99:.2f}x",
+    ]
+
+
+def _cpu(idle: Phase, sync: Phase) -> list[str]:
+    """Where each upload's CPU went, asynchronous (idle) against synchronous: with the clients
+    keeping both cores busy, the ratio of the p50s follows the machine's ratio."""
+    bystanders = (CLIENTS_PROCESS, S3_PROCESS, MACHINE)
+    services = [name for name in idle.cpu_s if name not in bystanders]  # in starting order
+
+    def own(phase: Phase) -> float:
+        return sum(phase.cpu_ms_per_upload(name) for name in services)
+
+    def rest(phase: Phase) -> float:
+        counted = own(phase) + sum(phase.cpu_ms_per_upload(n) for n in bystanders[:2])
+        return phase.cpu_ms_per_upload(MACHINE) - counted
+
+    rows = [
+        *((name, idle.cpu_ms_per_upload(name), sync.cpu_ms_per_upload(name)) for name in services),
+        ("**thumbwire's services**", own(idle), own(sync)),
+        *(
+            (name, idle.cpu_ms_per_upload(name), sync.cpu_ms_per_upload(name))
+            for name in bystanders[:2]
+        ),
+        ("the rest: PostgreSQL, RabbitMQ, the kernel, other work", rest(idle), rest(sync)),
+        (f"**{MACHINE}**", idle.cpu_ms_per_upload(MACHINE), sync.cpu_ms_per_upload(MACHINE)),
+    ]
+    machine = sync.cpu_ms_per_upload(MACHINE) / idle.cpu_ms_per_upload(MACHINE)
+    bystanders_share = 1 - own(idle) / idle.cpu_ms_per_upload(MACHINE)
+    return [
+        "CPU time per upload, by process, in the asynchronous (idle) and synchronous batches"
+        f" (read from /proc; `{SYNC_SERVER}` is the baseline's server and its render workers, a"
+        " thumbnailer's row its render workers included):",
+        "",
+        "| process | async, ms | sync baseline, ms |",
+        "|---|---|---|",
+        *(f"| {name} | {async_ms:.1f} | {sync_ms:.1f} |" for name, async_ms, sync_ms in rows),
+        "",
+        f"Sync against async in CPU per upload: {machine:.1f}x for the whole machine,"
+        f" {own(sync) / own(idle):.1f}x for thumbwire's services alone. The clients, the"
+        f" stand-in object store and the rest take {bystanders_share:.0%} of an asynchronous"
+        f" upload's CPU here, on the same {os.cpu_count()} cores; in a deployment the clients"
+        " and the object store run elsewhere.",
     ]
 
 

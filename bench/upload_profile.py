@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 from bench.photos import three_mb_jpeg
+from bench.process_cpu import machine_busy_s
 from bench.upload_latency import BUSY_AFTER_S, SERVICES, warm_up
 from bench.upload_stack import UploadStack, upload_stack
-from services.core.proc_stat import cpu_s
 
 TOP = 25
 PROFILED_EACH = 30  # uploads per client
@@ -64,18 +63,17 @@ async def _sampled(stack: UploadStack, target: str, work) -> None:  # type: igno
 
 async def _counted(stack: UploadStack, label: str, work) -> None:  # type: ignore[no-untyped-def]
     """Runs `work` and prints the CPU time per upload that it cost each process."""
-    pids = _stack_pids(stack)
-    before = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
-    machine = _machine_busy_s()
+    before = stack.cpu_by_process()
+    machine = machine_busy_s()
     latencies = await work()
     uploads = len(latencies.ms)
     print(
         f"{label}: {uploads} uploads, p50 {latencies.percentile(50):.0f} ms,"
         f" {latencies.per_s:.1f}/s; machine busy"
-        f" {(_machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload"
+        f" {(machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload"
     )
-    for name, pid in pids.items():
-        print(f"  {name}: {(_tree_cpu_s(pid) - before[name]) / uploads * 1000:.1f} ms per upload")
+    for name, total in stack.cpu_by_process().items():
+        print(f"  {name}: {(total - before[name]) / uploads * 1000:.1f} ms per upload")
 
 
 def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -85,32 +83,6 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
          "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def _stack_pids(stack: UploadStack) -> dict[str, int]:
-    pids = {name: process.pid for name, process in stack.processes.items()}
-    pids["bench clients"] = os.getpid()
-    for child in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
-        if Path(f"/proc/{child}/comm").read_text().strip() == "rclone":
-            pids["rclone (S3)"] = int(child)
-    return pids
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """The process's CPU time, its render workers' included (but not the bench's services,
-    which are counted on their own)."""
-    own = cpu_s(pid)
-    if pid == os.getpid():
-        return own
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return own + sum(cpu_s(int(c)) for c in path.read_text().split())
-
-
-def _machine_busy_s() -> float:
-    """Every core's non-idle time since boot, in seconds."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _print_top(raw: str) -> None:

@@ -34,6 +34,8 @@ from services.setup import prepare
 
 WORKSPACE = "bench"
 START_TIMEOUT_S = 60.0
+CLIENTS_PROCESS = "bench clients"  # the bench's own process, where the clients run
+S3_PROCESS = "S3 server (rclone)"
 
 
 def bench_settings(s3_endpoint: str) -> Settings:
@@ -104,6 +106,16 @@ class UploadStack:
         """CPU time so far of the process and of its children (the thumbnailer's workers)."""
         pid = self.processes[name].pid
         return cpu_s(pid) + sum(_quiet_cpu_s(child) for child in children(pid))
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each service (its render workers included), of the bench's
+        own process (CLIENTS_PROCESS) and of the stand-in object store (S3_PROCESS)."""
+        totals = {name: self.cpu_s(name) for name in self.processes}
+        totals[CLIENTS_PROCESS] = cpu_s(os.getpid())
+        totals[S3_PROCESS] = sum(
+            _quiet_cpu_s(child) for child in children(os.getpid()) if _named(child, "rclone")
+        )
+        return totals
 
     async def photos(self, status: str) -> int:
         return await self.pool.fetchval(
@@ -197,6 +209,13 @@ async def _answers(health_url: str | None, grpc_address: str) -> bool:
         async with aiohttp.ClientSession() as http, http.get(health_url) as response:
             return response.status == 200
     except aiohttp.ClientError:
+        return False
+
+
+def _named(pid: int, command: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == command
+    except FileNotFoundError:
         return False
 
 
