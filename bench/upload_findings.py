@@ -73,7 +73,14 @@ FINDINGS = [
     " ratio follows the speed of the image work on the machine of the day. Taking the"
     " upload's pages from the heap instead of fresh mappings (glibc's MALLOC_MMAP_THRESHOLD_"
     " and MALLOC_TRIM_THRESHOLD_) cut the upload service's page faults from 620-780 to 7-63"
-    " per upload and left the machine's CPU per upload at 35 ms: not kept. Where the"
+    " per upload and left the machine's CPU per upload at 35 ms: not kept. The same for"
+    " every process of the stack at once, with Pillow's PILLOW_BLOCKS_MAX=8 for the render"
+    " workers (`bench.upload_profile cpu` twice with and twice without, alternated,"
+    " 2026-12-03 about 13:40 UTC): the clients' CPU per upload 4.1-5.8 ms without, 3.4-3.6"
+    " with, but sync against async in the machine's CPU 4.3x-5.3x without and 4.7x-5.5x"
+    " with, the machine's speed drifting through the runs; and in the pipeline section,"
+    " alternated likewise (13:44-13:48 UTC), 0.77 and 0.77 without, 0.76 and 0.77 with:"
+    " not kept either. Where the"
     " machine's cycles go, sampled system-wide (`perf record -a -F 1999` over 160"
     " asynchronous uploads, the render workers stopped, 2026-12-03 09:51 UTC): rclone 29% of"
     " them (its own code 19, the kernel's work for it 10), the upload service 28% (the"
@@ -302,7 +309,14 @@ FINDINGS = [
     " in the same test the lock waits were gone (the commits shared WAL flushes instead,"
     " 0.54 backends waiting on WALWrite). This section's one workspace still queues on its"
     " event lock: three phases of each (10:42 UTC) gave saturated against idle at p50 1.23x,"
-    " 1.14x and 1.24x. The table above is this section's run on that code (10:45 UTC).",
+    " 1.14x and 1.24x. Whether the lock is worth that change: built without it (a test"
+    " build only, whose event ids no longer follow commit order), two runs of this section"
+    " with each build, alternated (2026-12-03 13:31-13:39 UTC, a slow hour for this"
+    " machine): saturated against idle at p50 1.12x and 1.12x with the lock, 1.19x and 1.17x"
+    " without; at p99 0.79x and 0.71x with, 1.27x and 1.04x without. Without the lock each"
+    " commit still waits for its own flush, on cores just as busy: the lock is not what is"
+    " left of the difference, and the change is not made. The table above is this section's"
+    " run on the code of 2026-12-03 13:56 UTC.",
     "",
     "The last full run before the event lock changes (2026-12-02 04:22 UTC, load average"
     " 5.5 to 5.9, the same method):",
