@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from bench.backlog_watch import Backlog, watching
 from bench.fanout_stack import free_address
 from bench.photos import three_mb_jpeg
-from bench.process_cpu import machine_busy_s
 from bench.store_dir import where
 from bench.upload_findings import FINDINGS
 from bench.upload_load import Latencies, upload_load
 from bench.upload_stack import (
     CLIENTS_PROCESS,
+    MACHINE,
     S3_PROCESS,
     WORKSPACE,
     Service,
@@ -65,7 +65,8 @@ SERVICES = [
 THUMBNAILERS = ("thumbnailer", "thumbnailer-compared")
 SYNC_SERVER = "sync"
 SATURATED_OVER_IDLE = 1.2  # at most, p50 and p99
-MACHINE = "the whole machine"
+# Processes on the same cores that are not thumbwire's
+BYSTANDERS = (CLIENTS_PROCESS, S3_PROCESS)
 SYNC_OVER_ASYNC = 5.0  # at least, p50
 
 
@@ -76,18 +77,14 @@ class Phase:
     latencies: Latencies = field(default_factory=Latencies)
     loads: list[float] = field(default_factory=list)  # 1-minute load average after each batch
     backlog: Backlog | None = None
-    # CPU seconds over the phase's batches: each process's (UploadStack.cpu_by_process), and
-    # the whole machine's under MACHINE
+    # CPU seconds over the phase's batches, by process and MACHINE (UploadStack.cpu_spent)
     cpu_s: collections.Counter[str] = field(default_factory=collections.Counter)
 
     async def batch(self, load: Load, stack: UploadStack) -> None:
-        before, machine = stack.cpu_by_process(), machine_busy_s()
-        self.latencies.add(await load(UPLOADS_EACH))
+        with stack.cpu_spent() as spent:
+            self.latencies.add(await load(UPLOADS_EACH))
         self.loads.append(os.getloadavg()[0])
-        self.cpu_s.update(
-            {name: total - before.get(name, 0.0) for name, total in stack.cpu_by_process().items()}
-        )
-        self.cpu_s[MACHINE] += machine_busy_s() - machine
+        self.cpu_s.update(spent)
 
     def cpu_ms_per_upload(self, name: str) -> float:
         return self.cpu_s[name] / len(self.latencies.ms) * 1000
@@ -276,25 +273,24 @@ def _priority(idle: Latencies, compared: Latencies) -> list[str]:
 def _cpu(idle: Phase, sync: Phase) -> list[str]:
     """Where each upload's CPU went, asynchronous (idle) against synchronous: with the clients
     keeping both cores busy, the ratio of the p50s follows the machine's ratio."""
-    bystanders = (CLIENTS_PROCESS, S3_PROCESS, MACHINE)
-    services = [name for name in idle.cpu_s if name not in bystanders]  # in starting order
+    services = [n for n in idle.cpu_s if n not in (*BYSTANDERS, MACHINE)]  # in starting order
 
     def own(phase: Phase) -> float:
         return sum(phase.cpu_ms_per_upload(name) for name in services)
 
     def rest(phase: Phase) -> float:
-        counted = own(phase) + sum(phase.cpu_ms_per_upload(n) for n in bystanders[:2])
-        return phase.cpu_ms_per_upload(MACHINE) - counted
+        bystanders = sum(phase.cpu_ms_per_upload(name) for name in BYSTANDERS)
+        return phase.cpu_ms_per_upload(MACHINE) - own(phase) - bystanders
+
+    def measured(name: str) -> tuple[str, float, float]:
+        return name, idle.cpu_ms_per_upload(name), sync.cpu_ms_per_upload(name)
 
     rows = [
-        *((name, idle.cpu_ms_per_upload(name), sync.cpu_ms_per_upload(name)) for name in services),
+        *map(measured, services),
         ("**thumbwire's services**", own(idle), own(sync)),
-        *(
-            (name, idle.cpu_ms_per_upload(name), sync.cpu_ms_per_upload(name))
-            for name in bystanders[:2]
-        ),
+        *map(measured, BYSTANDERS),
         ("the rest: PostgreSQL, RabbitMQ, the kernel, other work", rest(idle), rest(sync)),
-        (f"**{MACHINE}**", idle.cpu_ms_per_upload(MACHINE), sync.cpu_ms_per_upload(MACHINE)),
+        (f"**{MACHINE}**", *measured(MACHINE)[1:]),
     ]
     machine = sync.cpu_ms_per_upload(MACHINE) / idle.cpu_ms_per_upload(MACHINE)
     bystanders_share = 1 - own(idle) / idle.cpu_ms_per_upload(MACHINE)

@@ -20,9 +20,8 @@ import tempfile
 from pathlib import Path
 
 from bench.photos import three_mb_jpeg
-from bench.process_cpu import machine_busy_s
 from bench.upload_latency import BUSY_AFTER_S, SERVICES, warm_up
-from bench.upload_stack import UploadStack, upload_stack
+from bench.upload_stack import MACHINE, UploadStack, upload_stack
 
 TOP = 25
 PROFILED_EACH = 30  # uploads per client
@@ -63,17 +62,16 @@ async def _sampled(stack: UploadStack, target: str, work) -> None:  # type: igno
 
 async def _counted(stack: UploadStack, label: str, work) -> None:  # type: ignore[no-untyped-def]
     """Runs `work` and prints the CPU time per upload that it cost each process."""
-    before = stack.cpu_by_process()
-    machine = machine_busy_s()
-    latencies = await work()
+    with stack.cpu_spent() as spent:
+        latencies = await work()
     uploads = len(latencies.ms)
+    machine = spent.pop(MACHINE)
     print(
         f"{label}: {uploads} uploads, p50 {latencies.percentile(50):.0f} ms,"
-        f" {latencies.per_s:.1f}/s; machine busy"
-        f" {(machine_busy_s() - machine) / uploads * 1000:.1f} ms CPU per upload"
+        f" {latencies.per_s:.1f}/s; machine busy {machine / uploads * 1000:.1f} ms CPU per upload"
     )
-    for name, total in stack.cpu_by_process().items():
-        print(f"  {name}: {(total - before[name]) / uploads * 1000:.1f} ms per upload")
+    for name, seconds in spent.items():
+        print(f"  {name}: {seconds / uploads * 1000:.1f} ms per upload")
 
 
 def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:

@@ -17,14 +17,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
 from bench.fanout_stack import free_address
-from bench.process_cpu import children
+from bench.process_cpu import children, machine_busy_s
 from bench.stack_cleanup import delete_namespace, drop_database
 from bench.store_dir import stand_in_store
 from services.core import database
@@ -36,6 +36,7 @@ WORKSPACE = "bench"
 START_TIMEOUT_S = 60.0
 CLIENTS_PROCESS = "bench clients"  # the bench's own process, where the clients run
 S3_PROCESS = "S3 server (rclone)"
+MACHINE = "the whole machine"  # every core's busy time, whoever spent it
 
 
 def bench_settings(s3_endpoint: str) -> Settings:
@@ -116,6 +117,17 @@ class UploadStack:
             _quiet_cpu_s(child) for child in children(os.getpid()) if _named(child, "rclone")
         )
         return totals
+
+    @contextlib.contextmanager
+    def cpu_spent(self) -> Iterator[dict[str, float]]:
+        """The CPU seconds that each process (cpu_by_process) and the whole machine (MACHINE)
+        spent in the block, filled in when it ends."""
+        spent: dict[str, float] = {}
+        before, machine = self.cpu_by_process(), machine_busy_s()
+        yield spent
+        after = self.cpu_by_process()
+        spent.update({name: total - before.get(name, 0.0) for name, total in after.items()})
+        spent[MACHINE] = machine_busy_s() - machine
 
     async def photos(self, status: str) -> int:
         return await self.pool.fetchval(
