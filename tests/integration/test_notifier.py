@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import asyncpg
@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.cli import credentials, watch
 from services.cli.credentials import TOKEN_VARIABLE
+from services.core import broker
 from services.core.auth import LEEWAY_S, STREAM_TOKEN_EXPIRED, TokenAuthority
 from services.core.config import Settings
 from services.core.events import EventRecord, EventType
@@ -443,6 +444,14 @@ class RecordingHub(Hub):
         self.ids.append(event.id)
         super().publish(event)
 
+    def has(self, event_id: int) -> Callable[[], Awaitable[bool]]:
+        """A check for `until`: whether the event has reached the hub."""
+
+        async def check() -> bool:
+            return event_id in self.ids
+
+        return check
+
 
 async def test_deliveries_are_acked_in_batches_and_none_waits_long(
     settings: Settings,
@@ -527,6 +536,51 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
             assert (await resumed.next()).id == live  # type: ignore[union-attr]
     finally:
         await running.close()
+
+
+async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
+    settings: Settings, topology: Topology, pool: asyncpg.Pool, relay: OutboxRelay
+) -> None:
+    """aio-pika restores the queue and its consumer, then calls the reconnect callbacks. An
+    event delivered in between must not reach a stream that missed what was published while the
+    queue was gone: its client would resume after that event and skip the missed ones."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("needs rabbitmqctl to make the broker drop a connection")
+    name = f"thumbwire-notifier-gap {uuid.uuid4().hex[:8]}"
+    connection = await broker.connect(settings.amqp_url, name)
+    hub = RecordingHub()
+    consumer = EventConsumer(connection, topology, hub, new_instance_id())
+    await consumer.start()
+    restored, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_reconnect_callbacks(*_args: object) -> None:
+        restored.set()  # the consumer is delivering again; the connection's callbacks wait
+        await release.wait()
+
+    # The consumer's channel: its reopen callbacks run within the connection's restore.
+    consumer._channel.reopen_callbacks.add(hold_the_reconnect_callbacks)  # type: ignore[union-attr]
+    try:
+        workspace_id = new_workspace()
+        stream = hub.subscribe(workspace_id)
+        first = await publish_new_photo(pool, relay, workspace_id)
+        await until(hub.has(first), True, timeout_s=10)
+        (broker_id,) = await broker_connections(name)
+        await run_rabbitmqctl("close_connection", broker_id, "thumbwire notifier gap test")
+        await asyncio.sleep(0.2)  # the exclusive queue goes with the connection
+        missed = await publish_new_photo(pool, relay, workspace_id)  # before the 1 s reconnect
+        async with asyncio.timeout(20):
+            await restored.wait()
+        after = await publish_new_photo(pool, relay, workspace_id)
+        await until(hub.has(after), True, timeout_s=10)
+        assert missed not in hub.ids  # it was published while no queue was bound
+
+        assert stream.closed, "a stream that missed an event was open when the new queue's came"
+        delivered = [item.id async for item in stream if isinstance(item, EventRecord)]
+        assert delivered == [first]  # ended before `after`: its client resumes after `first`
+    finally:
+        release.set()
+        await consumer.close()
+        await connection.close()
 
 
 async def test_stop_ends_open_streams_and_serve_returns(
