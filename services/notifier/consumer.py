@@ -11,8 +11,8 @@ newer than those it missed would resume after it, and skip them for good. aio-pi
 queue and its consumer first and calls the reconnect callbacks after, and a delivery can come
 in between (the soak test saw a client skip 16 events that way, once in 300 s of CI). So the
 first delivery on a channel other than the one the hub's streams have been fed from ends them,
-before it is handed to the hub; the reconnect callback still ends them when no delivery
-comes."""
+before it is handed to the hub. The reconnect callback ends them too, for when no delivery
+comes, and takes the restored channel as the one feeding the streams opened after it."""
 
 from __future__ import annotations
 
@@ -92,8 +92,7 @@ class EventConsumer:
         self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
         await self._queue.bind(exchanges["events"], routing_key=ALL_EVENTS)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
-        # Taken before consuming, so that no delivery can come before it.
-        self._feeding = await channel.get_underlay_channel()
+        self._feeding = await channel.get_underlay_channel()  # before any delivery
         self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def close(self) -> None:
@@ -129,6 +128,11 @@ class EventConsumer:
             self._hub.publish(event)
         await self._acks.done(message)
 
-    def _on_reconnect(self, *_args: Any) -> None:
+    async def _on_reconnect(self, *_args: Any) -> None:
+        if self._channel is not None:
+            # The connection is up and the channel restored, so this does not wait; if the
+            # channel is gone again, the next delivery's ends the streams anyway.
+            with contextlib.suppress(ChannelInvalidStateError):
+                self._feeding = await self._channel.get_underlay_channel()
         ended = self._hub.end_all_streams()
         log.info("broker connection restored; ended %d streams so their clients resume", ended)

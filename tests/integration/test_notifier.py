@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
@@ -38,6 +38,7 @@ from services.notifier.stream import replay_then_live
 from tests.support.auth import auth_headers, token_for
 from tests.support.events_seed import add_photo, event_ids_after, mark_complete, put_thumbnails
 from tests.support.outages import until
+from tests.support.polling import eventually
 from tests.support.services import RunningNotifier, start_notifier
 from tests.support.streams import GrpcSubscription, SseSubscription
 
@@ -444,14 +445,6 @@ class RecordingHub(Hub):
         self.ids.append(event.id)
         super().publish(event)
 
-    def has(self, event_id: int) -> Callable[[], Awaitable[bool]]:
-        """A check for `until`: whether the event has reached the hub."""
-
-        async def check() -> bool:
-            return event_id in self.ids
-
-        return check
-
 
 async def test_deliveries_are_acked_in_batches_and_none_waits_long(
     settings: Settings,
@@ -557,26 +550,47 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
         restored.set()  # the consumer is delivering again; the connection's callbacks wait
         await release.wait()
 
+    async def drop_connection() -> None:
+        (broker_id,) = await broker_connections(name)
+        await run_rabbitmqctl("close_connection", broker_id, "thumbwire notifier gap test")
+
     # The consumer's channel: its reopen callbacks run within the connection's restore.
     consumer._channel.reopen_callbacks.add(hold_the_reconnect_callbacks)  # type: ignore[union-attr]
     try:
         workspace_id = new_workspace()
         stream = hub.subscribe(workspace_id)
         first = await publish_new_photo(pool, relay, workspace_id)
-        await until(hub.has(first), True, timeout_s=10)
-        (broker_id,) = await broker_connections(name)
-        await run_rabbitmqctl("close_connection", broker_id, "thumbwire notifier gap test")
+        await eventually(lambda: first in hub.ids)
+        await drop_connection()
         await asyncio.sleep(0.2)  # the exclusive queue goes with the connection
         missed = await publish_new_photo(pool, relay, workspace_id)  # before the 1 s reconnect
         async with asyncio.timeout(20):
             await restored.wait()
         after = await publish_new_photo(pool, relay, workspace_id)
-        await until(hub.has(after), True, timeout_s=10)
+        await eventually(lambda: after in hub.ids)
         assert missed not in hub.ids  # it was published while no queue was bound
 
         assert stream.closed, "a stream that missed an event was open when the new queue's came"
         delivered = [item.id async for item in stream if isinstance(item, EventRecord)]
         assert delivered == [first]  # ended before `after`: its client resumes after `first`
+
+        opened_before = hub.subscribe(workspace_id)
+        release.set()
+        await eventually(lambda: opened_before.closed)  # by the reconnect callbacks
+
+        # A second outage, with no delivery before the callbacks: they end the streams opened
+        # before them, and none opened after.
+        opened_before = hub.subscribe(workspace_id)
+        restored.clear()
+        await drop_connection()
+        async with asyncio.timeout(20):
+            await restored.wait()
+        await eventually(lambda: opened_before.closed)
+        opened_after = hub.subscribe(workspace_id)
+        last = await publish_new_photo(pool, relay, workspace_id)
+        await eventually(lambda: last in hub.ids)
+        assert not opened_after.closed
+        assert (await anext(opened_after)).id == last  # type: ignore[union-attr]
     finally:
         release.set()
         await consumer.close()
