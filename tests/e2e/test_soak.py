@@ -57,7 +57,7 @@ async def soak(
     tmp_path: Path,
 ) -> AsyncIterator[Soak]:
     assert settings.s3_endpoint is not None
-    proxy = TcpProxy(settings.s3_endpoint.split("://", 1)[1]).start()
+    proxy = TcpProxy.in_front_of(settings.s3_endpoint)
     own = own_settings(
         settings,
         "soak",
@@ -66,7 +66,7 @@ async def soak(
         sweep_age_s=20,
         sweep_interval_s=2,
     )
-    through_proxy = dataclasses.replace(own, s3_endpoint=f"http://{proxy.address}")
+    through_proxy = dataclasses.replace(own, s3_endpoint=proxy.url_through(own.s3_endpoint))
     stack = Stack(own, tmp_path, overrides={"thumbnailer": through_proxy})
     await stack.start()
     yield Soak(stack, proxy, rabbit, pool, f"soak-{int(time.time())}")

@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import asyncpg
@@ -41,6 +41,7 @@ from tests.support.outages import until
 from tests.support.polling import eventually
 from tests.support.services import RunningNotifier, start_notifier
 from tests.support.streams import GrpcSubscription, SseSubscription
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -531,16 +532,27 @@ async def test_broker_reconnect_ends_streams_and_resume_fills_the_gap(
         await running.close()
 
 
+@pytest.fixture
+def broker_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    proxy = TcpProxy.in_front_of(settings.amqp_url)
+    yield proxy
+    proxy.stop()
+
+
 async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
-    settings: Settings, topology: Topology, pool: asyncpg.Pool, relay: OutboxRelay
+    settings: Settings,
+    topology: Topology,
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+    broker_proxy: TcpProxy,
 ) -> None:
     """aio-pika restores the queue and its consumer, then calls the reconnect callbacks. An
     event delivered in between must not reach a stream that missed what was published while the
     queue was gone: its client would resume after that event and skip the missed ones."""
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("needs rabbitmqctl to make the broker drop a connection")
-    name = f"thumbwire-notifier-gap {uuid.uuid4().hex[:8]}"
-    connection = await broker.connect(settings.amqp_url, name)
+        pytest.skip("needs rabbitmqctl to see the notifier's queue go")
+    url = broker_proxy.url_through(settings.amqp_url)
+    connection = await broker.connect(url, "thumbwire-notifier-gap-test")
     hub = RecordingHub()
     consumer = EventConsumer(connection, topology, hub, new_instance_id())
     await consumer.start()
@@ -550,30 +562,43 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
         restored.set()  # the consumer is delivering again; the connection's callbacks wait
         await release.wait()
 
-    async def drop_connection() -> None:
-        (broker_id,) = await broker_connections(name)
-        await run_rabbitmqctl("close_connection", broker_id, "thumbwire notifier gap test")
-
     # The consumer's channel: its reopen callbacks run within the connection's restore.
     consumer._channel.reopen_callbacks.add(hold_the_reconnect_callbacks)  # type: ignore[union-attr]
+
+    async def queue_bound() -> bool:
+        listing = await run_rabbitmqctl("list_queues", "name", "-q", "--no-table-headers")
+        return consumer.queue_name in listing.split()
+
+    async def outage(while_away: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Cuts the consumer off the broker, and lets it back once its queue is gone (and
+        `while_away` has run); returns once it is consuming again."""
+        restored.clear()
+        broker_proxy.cut()  # its reconnects are refused meanwhile
+        await until(queue_bound, False, timeout_s=20)
+        if while_away is not None:
+            await while_away()
+        broker_proxy.restore()
+        async with asyncio.timeout(20):
+            await restored.wait()
+
     try:
         workspace_id = new_workspace()
         stream = hub.subscribe(workspace_id)
         first = await publish_new_photo(pool, relay, workspace_id)
         await eventually(lambda: first in hub.ids)
-        await drop_connection()
-        await asyncio.sleep(0.2)  # the exclusive queue goes with the connection
-        missed = await publish_new_photo(pool, relay, workspace_id)  # before the 1 s reconnect
-        async with asyncio.timeout(20):
-            await restored.wait()
+        missed: list[int] = []
+
+        async def publish_one_missed() -> None:
+            missed.append(await publish_new_photo(pool, relay, workspace_id))
+
+        await outage(publish_one_missed)
         after = await publish_new_photo(pool, relay, workspace_id)
         await eventually(lambda: after in hub.ids)
-        assert missed not in hub.ids  # it was published while no queue was bound
+        assert missed[0] not in hub.ids  # published while no queue was bound
 
         assert stream.closed, "a stream that missed an event was open when the new queue's came"
         delivered = [item.id async for item in stream if isinstance(item, EventRecord)]
         assert delivered == [first]  # ended before `after`: its client resumes after `first`
-
         opened_before = hub.subscribe(workspace_id)
         release.set()
         await eventually(lambda: opened_before.closed)  # by the reconnect callbacks
@@ -581,10 +606,7 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
         # A second outage, with no delivery before the callbacks: they end the streams opened
         # before them, and none opened after.
         opened_before = hub.subscribe(workspace_id)
-        restored.clear()
-        await drop_connection()
-        async with asyncio.timeout(20):
-            await restored.wait()
+        await outage()
         await eventually(lambda: opened_before.closed)
         opened_after = hub.subscribe(workspace_id)
         last = await publish_new_photo(pool, relay, workspace_id)

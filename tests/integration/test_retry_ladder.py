@@ -12,7 +12,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -39,14 +38,14 @@ from tests.support.thumbnailing import Thumbnailer, photo_events, wait_for_statu
 @pytest.fixture
 def s3_proxy(settings: Settings) -> Iterator[TcpProxy]:
     assert settings.s3_endpoint is not None
-    proxy = TcpProxy(settings.s3_endpoint.split("://", 1)[1]).start()
+    proxy = TcpProxy.in_front_of(settings.s3_endpoint)
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture
 def pg_proxy(settings: Settings) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(urlsplit(settings.database_url).netloc.rsplit("@", 1)[-1]).start()
+    proxy = TcpProxy.in_front_of(settings.database_url)
     yield proxy
     proxy.stop()
 
@@ -54,10 +53,7 @@ def pg_proxy(settings: Settings) -> Iterator[TcpProxy]:
 @pytest.fixture
 async def proxied_pool(settings: Settings, pg_proxy: TcpProxy) -> AsyncIterator[asyncpg.Pool]:
     """The test's database, reached only through `pg_proxy`."""
-    parts = urlsplit(settings.database_url)
-    user = parts.netloc.rsplit("@", 1)[0]
-    url = parts._replace(netloc=f"{user}@{pg_proxy.address}").geturl()
-    pool = await database.create_pool(url, 2)
+    pool = await database.create_pool(pg_proxy.url_through(settings.database_url), 2)
     yield pool
     await pool.close()
 
@@ -94,7 +90,7 @@ async def cut_off_thumbnailer(
     s3_proxy: TcpProxy,
 ) -> AsyncIterator[Thumbnailer]:
     """A thumbnailer that reaches object storage only through the test's proxy."""
-    proxied = dataclasses.replace(settings, s3_endpoint=f"http://{s3_proxy.address}")
+    proxied = dataclasses.replace(settings, s3_endpoint=s3_proxy.url_through(settings.s3_endpoint))
     store = ObjectStore.from_settings(proxied)
     running, consumer = await start_thumbnailer(pool, store, amqp, topology, renderer, exchanges)
     yield running

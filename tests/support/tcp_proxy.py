@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from urllib.parse import urlsplit
 
 from tests.support.ports import free_address
 
@@ -24,6 +25,17 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    @classmethod
+    def in_front_of(cls, url: str) -> TcpProxy:
+        """A started proxy to the host and port of `url` (a database, broker or S3 URL)."""
+        return cls(_host_port(url)).start()
+
+    def url_through(self, url: str) -> str:
+        """`url`, reaching its server through this proxy: the same but for host and port."""
+        parts = urlsplit(url)
+        user, at, _ = parts.netloc.rpartition("@")
+        return parts._replace(netloc=f"{user}{at}{self.address}").geturl()
 
     def start(self) -> TcpProxy:
         self._thread.start()
@@ -87,3 +99,7 @@ class TcpProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+def _host_port(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2]
