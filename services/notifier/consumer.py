@@ -111,8 +111,7 @@ class EventConsumer:
             return  # its channel has closed: the broker delivers it again, or it is replayed
         if channel is not self._feeding:
             self._feeding = channel
-            ended = self._hub.end_all_streams()
-            log.info("consuming from a new channel; ended %d streams so they resume", ended)
+            self._end_streams("consuming from a new channel")
         event = parse_event(message.body)
         if event is None:
             await message.reject(requeue=False)
@@ -134,5 +133,8 @@ class EventConsumer:
             # channel is gone again, the next delivery's ends the streams anyway.
             with contextlib.suppress(ChannelInvalidStateError):
                 self._feeding = await self._channel.get_underlay_channel()
+        self._end_streams("broker connection restored")
+
+    def _end_streams(self, why: str) -> None:
         ended = self._hub.end_all_streams()
-        log.info("broker connection restored; ended %d streams so their clients resume", ended)
+        log.info("%s; ended %d streams so their clients resume", why, ended)

@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import asyncpg
@@ -470,11 +470,7 @@ async def test_deliveries_are_acked_in_batches_and_none_waits_long(
 
         await until(all_arrived, True, timeout_s=10)
         await asyncio.sleep(4 * ACK_AFTER_S)
-        listing = await run_rabbitmqctl(
-            "list_queues", "name", "messages_unacknowledged", "-q", "--no-table-headers"
-        )
-        unacked = dict(line.split() for line in listing.splitlines() if line.strip())
-        assert unacked[consumer.queue_name] == "0"
+        assert (await queues("messages_unacknowledged"))[consumer.queue_name] == "0"
     finally:
         await consumer.close()
 
@@ -488,6 +484,12 @@ async def broker_connections(name_part: str) -> set[str]:
         "list_connections", "pid", "client_properties", "-q", "--no-table-headers"
     )
     return {line.split()[0] for line in listing.splitlines() if name_part in line}
+
+
+async def queues(column: str) -> dict[str, str]:
+    """The broker's queues by name, each with its `column` of `rabbitmqctl list_queues`."""
+    listing = await run_rabbitmqctl("list_queues", "name", column, "-q", "--no-table-headers")
+    return dict(line.split() for line in listing.splitlines() if line.strip())
 
 
 async def run_rabbitmqctl(*args: str) -> str:
@@ -566,17 +568,16 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
     consumer._channel.reopen_callbacks.add(hold_the_reconnect_callbacks)  # type: ignore[union-attr]
 
     async def queue_bound() -> bool:
-        listing = await run_rabbitmqctl("list_queues", "name", "-q", "--no-table-headers")
-        return consumer.queue_name in listing.split()
+        return consumer.queue_name in await queues("consumers")
 
-    async def outage(while_away: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Cuts the consumer off the broker, and lets it back once its queue is gone (and
-        `while_away` has run); returns once it is consuming again."""
+    async def cut_off() -> None:
+        """Returns once the consumer's queue is gone; its reconnects are refused meanwhile."""
         restored.clear()
-        broker_proxy.cut()  # its reconnects are refused meanwhile
+        broker_proxy.cut()
         await until(queue_bound, False, timeout_s=20)
-        if while_away is not None:
-            await while_away()
+
+    async def let_back() -> None:
+        """Returns once the consumer is delivering again."""
         broker_proxy.restore()
         async with asyncio.timeout(20):
             await restored.wait()
@@ -586,15 +587,12 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
         stream = hub.subscribe(workspace_id)
         first = await publish_new_photo(pool, relay, workspace_id)
         await eventually(lambda: first in hub.ids)
-        missed: list[int] = []
-
-        async def publish_one_missed() -> None:
-            missed.append(await publish_new_photo(pool, relay, workspace_id))
-
-        await outage(publish_one_missed)
+        await cut_off()
+        missed = await publish_new_photo(pool, relay, workspace_id)
+        await let_back()
         after = await publish_new_photo(pool, relay, workspace_id)
         await eventually(lambda: after in hub.ids)
-        assert missed[0] not in hub.ids  # published while no queue was bound
+        assert missed not in hub.ids  # published while no queue was bound
 
         assert stream.closed, "a stream that missed an event was open when the new queue's came"
         delivered = [item.id async for item in stream if isinstance(item, EventRecord)]
@@ -606,7 +604,8 @@ async def test_a_delivery_before_the_reconnect_callbacks_ends_the_streams_first(
         # A second outage, with no delivery before the callbacks: they end the streams opened
         # before them, and none opened after.
         opened_before = hub.subscribe(workspace_id)
-        await outage()
+        await cut_off()
+        await let_back()
         await eventually(lambda: opened_before.closed)
         opened_after = hub.subscribe(workspace_id)
         last = await publish_new_photo(pool, relay, workspace_id)

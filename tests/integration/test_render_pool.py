@@ -307,12 +307,12 @@ async def test_a_worker_waiting_for_a_cpu_is_not_stalled(tmp_path: Path) -> None
             # Most of its time limit: done within the wait only with 5% of the core. It had
             # 1.3% here, and 2.0-2.7% with two more spinning processes in another session
             # (the hog's session then has less); with 0.05 s it finished under that load.
-            before = proc_stat.cpu_s(worker), proc_stat.cpu_s(hog.pid)
+            worker_before, hog_before = proc_stat.cpu_s(worker), proc_stat.cpu_s(hog.pid)
             render = asyncio.create_task(pool.render(work_noting_pid_in(tmp_path / "p", 0.15)))
             await asyncio.sleep(limit_s * STALL_FACTOR + 1.0)
             assert not render.done()
-            worker_cpu_s = proc_stat.cpu_s(worker) - before[0]
-            hog_cpu_s = proc_stat.cpu_s(hog.pid) - before[1]
+            worker_cpu_s = proc_stat.cpu_s(worker) - worker_before
+            hog_cpu_s = proc_stat.cpu_s(hog.pid) - hog_before
             assert hog_cpu_s > 10 * worker_cpu_s, (hog_cpu_s, worker_cpu_s)  # the hog had it
             hog.kill()
             assert await render == worker
